@@ -26,6 +26,7 @@ def get_config(arg=''):
   c.train.batch_size = 16
   c.optim.base_lr = 1.0
   config_lib.set_schedule(c, epochs=15)  # 240 steps
+  c.optim.warmup_steps = 20
   c.train.steps_per_loop = 10
   c.train.checkpoint_every = 100
   c.train.log_every = 10

@@ -1,0 +1,108 @@
+"""Config files load, validate, and reject bad values naming the field."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import pytest
+
+from multisiam_tf import config as config_lib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load(path, arg=''):
+  spec = importlib.util.spec_from_file_location('experiment', os.path.join(ROOT, path))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+@pytest.mark.parametrize('path,arg', [
+    ('configs/demo.py', ''),
+    ('configs/multisiam_waymo.py', ''),
+    ('configs/multisiam_waymo.py', 'ablation'),
+    ('configs/multisiam_waymo.py', 'small'),
+    ('configs/byol_waymo.py', ''),
+    ('configs/ablations_waymo.py', 'roi,small'),
+])
+def test_shipped_configs_validate(path, arg):
+  config_lib.validate(load(path, arg))
+
+
+def test_paper_defaults():
+  c = load('configs/multisiam_waymo.py')
+  assert (c.model.backbone.depth, c.data.image_size, c.train.batch_size) == (50, 224, 1024)
+  assert c.train.steps == 325 * 790_000 // 1024
+  assert c.optim.warmup_steps == 10 * 790_000 // 1024
+  assert (c.optim.base_lr, c.optim.weight_decay, c.optim.tau_base) == (1.0, 1e-5, 0.996)
+  assert (c.data.iou_threshold, c.model.kmeans.k, c.model.loss_lambda) == (0.5, 3, 0.5)
+  assert c.model.alignment == 'offset' and c.model.attention.enabled
+
+
+def test_ablation_schedule_accumulates_to_4096():
+  c = load('configs/multisiam_waymo.py', 'ablation')
+  assert c.train.batch_size * c.train.accumulate_steps == 4096
+  assert c.train.steps == 150 * 790_000 // 4096 and c.optim.base_lr == 0.3
+
+
+def test_byol_is_global_branch_without_iou():
+  c = load('configs/byol_waymo.py')
+  assert c.model.method == 'byol' and c.data.iou_threshold == 0.0
+
+
+def test_every_ablation_is_a_distinct_valid_config():
+  spec = importlib.util.spec_from_file_location(
+      'ablations', os.path.join(ROOT, 'configs/ablations_waymo.py'))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  seen = set()
+  for name in module.ABLATIONS:
+    c = config_lib.validate(module.get_config(name))
+    seen.add(c.to_json(sort_keys=True))
+  assert len(seen) == len(module.ABLATIONS)
+
+
+@pytest.mark.parametrize('field,value,message', [
+    ('data.iou_threshold', 1.5, "'data.iou_threshold' is 1.5"),
+    ('data.iou_threshold', -0.1, "'data.iou_threshold' is -0.1"),
+    ('model.kmeans.k', 0, "'model.kmeans.k' is 0"),
+    ('model.alignment', 'bilinear', "'model.alignment' is 'bilinear'"),
+    ('model.method', 'simclr', "'model.method' is 'simclr'"),
+    ('model.backbone.depth', 42, "'model.backbone.depth' is 42"),
+    ('train.precision', 'fp8', "'train.precision' is 'fp8'"),
+    ('optim.base_lr', float('nan'), "'optim.base_lr' is nan"),
+    ('train.batch_size', True, "'train.batch_size' is True"),
+])
+def test_bad_value_names_field_and_range(field, value, message):
+  c = load('configs/demo.py')
+  *parents, leaf = field.split('.')
+  node = c
+  for parent in parents:
+    node = node[parent]
+  node[leaf] = value
+  with pytest.raises(config_lib.ConfigError, match='must be') as error:
+    config_lib.validate(c)
+  assert message in str(error.value)
+
+
+def test_unknown_field_is_rejected():
+  c = load('configs/demo.py')
+  c.model.kmeans.kk = 3
+  with pytest.raises(config_lib.ConfigError, match="unknown config field 'model.kmeans.kk'"):
+    config_lib.validate(c)
+
+
+def test_warmup_longer_than_training_is_rejected():
+  c = load('configs/demo.py')
+  c.optim.warmup_steps = c.train.steps + 1
+  with pytest.raises(config_lib.ConfigError, match='optim.warmup_steps'):
+    config_lib.validate(c)
+
+
+def test_unknown_config_argument_is_rejected():
+  with pytest.raises(config_lib.ConfigError, match='unknown config argument'):
+    load('configs/multisiam_waymo.py', 'tiny')
+  with pytest.raises(config_lib.ConfigError, match='unknown ablation'):
+    load('configs/ablations_waymo.py', 'nope')
