@@ -1,0 +1,226 @@
+"""Dense linear probe: a 1x1 convolution on a frozen backbone's final map, scored by mIoU.
+
+The backbone runs once per image and its maps are cached in memory, so the probe's epochs cost
+only the classifier. A random-init backbone of the same architecture, probed with the same seed,
+is the baseline a pretrained one must beat.
+
+A backbone enters as a feature function: float images [B, H, W, 3] in 0-255 -> dict with at
+least 'c4' and 'c5' (the contract of the exported SavedModel's `features` signature).
+"""
+
+import json
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from multisiam_tf.data import augment
+from multisiam_tf.models import resnet
+from multisiam_tf.train import loop
+
+
+def keras_features(backbone):
+  """Feature function of a Keras ResNet, which takes ImageNet-normalised images."""
+  def features(images):
+    return backbone(augment.normalize(images / 255.0), training=False)
+  return features
+
+
+def saved_model_features(path):
+  """Feature function of an exported SavedModel's `features` signature."""
+  loaded = tf.saved_model.load(path)
+  (name,) = loaded.signatures['features'].structured_input_signature[1]
+  def features(images):
+    return loaded.signatures['features'](**{name: images})  # holds `loaded`: its variables live
+  return features
+
+
+def random_backbone(architecture, seed):
+  """A freshly initialised ResNet; architecture is (depth, width, output_stride)."""
+  keras.utils.set_random_seed(seed)
+  depth, width, output_stride = architecture
+  return resnet.ResNet(depth, width=width, output_stride=output_stride)
+
+
+def load_features(workdir=None, step=None, saved_model=None, architecture=None, seed=0):
+  """(feature function, architecture) of a training workdir, else a SavedModel, else a random init.
+
+  The architecture (depth, width, output_stride) is the workdir config's, else the one given
+  (a SavedModel does not record it; a random init needs it).
+  """
+  if workdir:
+    backbone, config = loop.restore_backbone(workdir, step)
+    b = config.model.backbone
+    return keras_features(backbone), (b.depth, b.width, b.output_stride)
+  if saved_model:
+    return saved_model_features(saved_model), architecture
+  return keras_features(random_backbone(architecture, seed)), architecture
+
+
+def probe_input(endpoints, use_c4):
+  """float32 C5, or C4 with C5 resized bilinearly to it and concatenated."""
+  c5 = tf.cast(endpoints['c5'], tf.float32)  # a mixed-precision backbone returns bfloat16
+  if not use_c4:
+    return c5
+  c4 = tf.cast(endpoints['c4'], tf.float32)
+  return tf.concat([c4, tf.image.resize(c5, tf.shape(c4)[1:3])], axis=-1)
+
+
+def extract(features, images, use_c4=False, batch_size=8, scale=None):
+  """Probe inputs of uint8 images [N, H, W, 3] as float16 [N, h, w, C] / scale, and the scale.
+
+  Random-init deep ResNets reach float16's range (~4e4 for ResNet-101 at 64 px), so maps are
+  divided by a power of two (exact) that brings the first batch to at most 1; pass the train
+  split's scale for the val split. The probe standardises its inputs, so the scale cancels.
+  """
+  maps = []
+  for start in range(0, len(images), batch_size):
+    batch = probe_input(features(tf.constant(images[start:start + batch_size], tf.float32)),
+                        use_c4).numpy()
+    if scale is None:
+      scale = float(2.0 ** np.ceil(np.log2(max(np.abs(batch).max(), 1e-30))))
+    maps.append((batch / scale).astype(np.float16))
+  maps = np.concatenate(maps)
+  if not np.isfinite(maps).all():
+    raise FloatingPointError(f'backbone features exceed float16 even divided by {scale}')
+  return maps, scale
+
+
+def valid_mask(labels, num_classes, ignore_index):
+  """Pixels that count: a class id below num_classes and not the ignore value."""
+  return (labels < num_classes) & (labels != ignore_index)
+
+
+def confusion_matrix(labels, predictions, num_classes, ignore_index=255):
+  """int64 [num_classes, num_classes]: rows ground truth, columns prediction; ignored pixels out."""
+  labels = np.asarray(labels, np.int64).ravel()
+  predictions = np.asarray(predictions, np.int64).ravel()
+  keep = valid_mask(labels, num_classes, ignore_index)
+  index = num_classes * labels[keep] + predictions[keep]
+  return np.bincount(index, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+
+
+def scores(confusion, ignore_index=255):
+  """mIoU over the classes seen in labels or predictions, per-class IoU (None: unseen), accuracy.
+
+  An ignore value below num_classes names no class, so it gets no IoU even where predicted.
+  """
+  true_positive = np.diag(confusion).astype(np.float64)
+  union = confusion.sum(0) + confusion.sum(1) - true_positive
+  seen = (union > 0) & (np.arange(len(confusion)) != ignore_index)
+  iou = np.where(seen, true_positive / np.maximum(union, 1), np.nan)
+  return {
+      'miou': float(np.mean(iou[seen])) if seen.any() else float('nan'),
+      'per_class_iou': [float(v) if s else None for v, s in zip(iou, seen)],
+      'pixel_accuracy': float(true_positive.sum() / max(confusion.sum(), 1)),
+  }
+
+
+def _channel_moments(maps, chunk=64):
+  """Per-channel mean and std over all pixels, in float64, a chunk of images at a time."""
+  total, squares = 0.0, 0.0
+  for start in range(0, len(maps), chunk):
+    x = maps[start:start + chunk].astype(np.float64)
+    total, squares = total + x.sum((0, 1, 2)), squares + np.square(x).sum((0, 1, 2))
+  n = np.prod(maps.shape[:3])
+  mean = total / n
+  std = np.sqrt(np.maximum(squares / n - mean ** 2, 0.0))
+  return tf.constant(mean, tf.float32), tf.constant(np.maximum(std, 1e-6), tf.float32)
+
+
+def _logits(classifier, maps, mean, std, size):
+  # Fixed per-channel standardisation keeps the probe linear and lets one lr fit every backbone.
+  x = (tf.cast(maps, tf.float32) - mean) / std
+  return tf.image.resize(classifier(x), size, method='bilinear')
+
+
+def train_classifier(maps, labels, num_classes, ignore_index=255, lr=1e-2, epochs=30,
+                     batch_size=8, seed=0):
+  """Fits the 1x1-conv classifier with Adam; returns (predict function, final epoch's loss)."""
+  keras.utils.set_random_seed(seed)
+  mean, std = _channel_moments(maps)
+  size = labels.shape[1:3]
+  classifier = keras.layers.Conv2D(num_classes, 1)
+  classifier.build((None, None, None, maps.shape[-1]))
+  optimizer = keras.optimizers.Adam(lr)
+
+  @tf.function(reduce_retracing=True)
+  def step(x, y):
+    with tf.GradientTape() as tape:
+      logits = _logits(classifier, x, mean, std, size)
+      y = tf.cast(y, tf.int32)
+      valid = valid_mask(y, num_classes, ignore_index)
+      targets = tf.where(valid, y, 0)
+      losses = tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits)
+      weights = tf.cast(valid, tf.float32)
+      loss = tf.reduce_sum(losses * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
+    grads = tape.gradient(loss, classifier.trainable_variables)
+    optimizer.apply_gradients(zip(grads, classifier.trainable_variables))
+    return loss
+
+  rng = np.random.default_rng(seed)
+  loss = float('nan')
+  for _ in range(epochs):
+    batch_losses = []
+    for batch in np.array_split(rng.permutation(len(maps)), -(-len(maps) // batch_size)):
+      batch_losses.append(float(step(tf.constant(maps[batch]), tf.constant(labels[batch]))))
+    loss = float(np.mean(batch_losses))
+
+  def predict(val_maps):
+    return tf.argmax(_logits(classifier, val_maps, mean, std, size), axis=-1).numpy()
+  return predict, loss
+
+
+def run(features, train, val, num_classes, ignore_index=255, use_c4=False, lr=1e-2, epochs=30,
+        batch_size=8, seed=0, class_names=None):
+  """Probes a feature function; train and val are (uint8 images, uint8 labels) at one size.
+
+  The backbone sees each image once (`extract`); the epochs reuse the cached maps. Returns the
+  scores on val (see `scores`) with the training details and, for scale, the scores of
+  predicting the most frequent training class everywhere.
+  """
+  train_maps, scale = extract(features, train[0], use_c4, batch_size)
+  val_maps, _ = extract(features, val[0], use_c4, batch_size, scale)
+  predict, loss = train_classifier(train_maps, train[1], num_classes, ignore_index, lr, epochs,
+                                   batch_size, seed)
+  predictions = np.concatenate([predict(val_maps[i:i + batch_size])
+                                for i in range(0, len(val_maps), batch_size)])
+  result = scores(confusion_matrix(val[1], predictions, num_classes, ignore_index), ignore_index)
+  train_labels = train[1][valid_mask(train[1], num_classes, ignore_index)]
+  majority = int(np.bincount(train_labels, minlength=num_classes).argmax())
+  majority_scores = scores(confusion_matrix(val[1], np.full_like(val[1], majority), num_classes,
+                                            ignore_index), ignore_index)
+  result.update(
+      class_names=list(class_names or map(str, range(num_classes))),
+      majority_class={'class': majority, 'miou': majority_scores['miou'],
+                      'pixel_accuracy': majority_scores['pixel_accuracy']},
+      train_images=len(train[0]), val_images=len(val[0]), size=list(val[1].shape[1:3]),
+      feature_shape=list(val_maps.shape[1:]), use_c4=use_c4, lr=lr, epochs=epochs,
+      batch_size=batch_size, seed=seed, final_train_loss=loss)
+  return result
+
+
+def write_json(result, path):
+  with open(path, 'w') as f:
+    json.dump(result, f, indent=2)
+
+
+def _percent(value):
+  return '     -' if value is None else f'{100 * value:6.1f}'
+
+
+def table(results):
+  """Per-class IoU (%), one column per named result; then mIoU, pixel accuracy, majority mIoU."""
+  names = list(results)
+  first = results[names[0]]
+  width = max(len(n) for n in first['class_names'] + ['pixel accuracy'])
+  lines = [' ' * width + ''.join(f'  {n:>12}' for n in names)]
+  for i, class_name in enumerate(first['class_names']):
+    lines.append(f'{class_name:<{width}}' +
+                 ''.join(f'  {_percent(results[n]["per_class_iou"][i]):>12}' for n in names))
+  for key, label in (('miou', 'mIoU'), ('pixel_accuracy', 'pixel accuracy')):
+    lines.append(f'{label:<{width}}' + ''.join(f'  {_percent(results[n][key]):>12}' for n in names))
+  majority = first['majority_class']
+  lines.append(f'(predicting the most frequent class, {first["class_names"][majority["class"]]}, '
+               f'everywhere: mIoU {_percent(majority["miou"]).strip()})')
+  return '\n'.join(lines)

@@ -1,0 +1,55 @@
+"""Labelled folders: pairing by name, nearest-neighbour labels, names, the contiguous split."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from multisiam_tf.eval import labelled
+
+
+@pytest.fixture
+def folder(tmp_path):
+  """Three labelled images (one a JPEG), one image without a label, 2 named classes of 4."""
+  (tmp_path / 'images').mkdir()
+  (tmp_path / 'labels').mkdir()
+  rng = np.random.default_rng(0)
+  for name, ext in (('a', 'png'), ('b', 'jpg'), ('c', 'png'), ('d', 'png')):
+    Image.fromarray(rng.integers(0, 256, (6, 9, 3), dtype=np.uint8)).save(
+        tmp_path / 'images' / f'{name}.{ext}')
+    if name != 'd':
+      label = np.full((6, 9), 3, np.uint8)
+      label[:, :3] = ord(name) - ord('a')  # a stripe of the image's own id
+      Image.fromarray(label).save(tmp_path / 'labels' / f'{name}.png')
+  (tmp_path / 'classes.txt').write_text('first\nsecond\n')
+  return str(tmp_path)
+
+
+def test_load_pairs_by_name_and_keeps_label_ids(folder):
+  images, labels = labelled.load(folder, (4, 5))
+  assert images.shape == (3, 4, 5, 3) and labels.shape == (3, 4, 5)
+  for i in range(3):  # nearest neighbour: only the ids drawn, in the same places
+    assert set(np.unique(labels[i])) == {i, 3}
+    assert np.all(labels[i][:, 0] == i) and np.all(labels[i][:, -1] == 3)
+
+
+def test_rgb_label_is_rejected(folder):
+  Image.new('RGB', (9, 6)).save(f'{folder}/labels/a.png')
+  with pytest.raises(ValueError, match='one-channel'):
+    labelled.load(folder, (4, 5))
+
+
+def test_class_names_fill_missing_with_ids(folder):
+  assert labelled.class_names(folder, 4) == ['first', 'second', '2', '3']
+
+
+def test_split_is_contiguous_and_refuses_an_empty_side():
+  images, labels = np.arange(10)[:, None], np.arange(10)[:, None] + 100
+  (train_x, train_y), (val_x, val_y) = labelled.split(images, labels, 0.7)
+  assert train_x.ravel().tolist() == list(range(7)) and val_y.ravel().tolist() == [107, 108, 109]
+  with pytest.raises(ValueError, match='empties a split'):
+    labelled.split(images, labels, 0.01)
+
+
+def test_load_images_reads_a_labelled_folders_images(folder):
+  images = labelled.load_images(folder, limit=2)
+  assert images.shape == (2, 6, 9, 3)
