@@ -1,0 +1,170 @@
+"""The training input: files -> checked bytes -> IoU-constrained view pairs -> augmented batches.
+
+One pass over this input pipeline's files (sharded by file, shuffled, read, shuffled, checked) is
+repeated forever; each element then gets its stateless seed from (seed, input pipeline, element
+index, key), so the stream is the same for the same seed, however many threads map it.
+"""
+
+from absl import logging
+import tensorflow as tf
+
+from multisiam_tf.data import augment
+from multisiam_tf.data import sources
+from multisiam_tf.data import views
+
+SERVICE_JOB = 'multisiam_train'  # consumers sharing a job get disjoint batches
+
+
+def make_dataset(config, *, seed, input_context=None, batch_size=None):
+  """An endless tf.data.Dataset of view-pair batches for one input pipeline.
+
+  Args:
+    config: the experiment config; reads `data.*` and `train.batch_size`.
+    seed: int; the same seed gives the same batches.
+    input_context: a tf.distribute.InputContext: this pipeline reads only its share of the files
+      and batches get_per_replica_batch_size(global batch).
+    batch_size: the global batch; defaults to config.train.batch_size.
+
+  Returns:
+    A dataset of dicts: `view1`, `view2` float32 [B, S, S, 3] normalised; `box1`, `box2` float32
+    [B, 4] `[y1, x1, y2, x2]` of the original image, unflipped; `flip1`, `flip2`, `fallback`
+    bool [B].
+  """
+  data = config.data
+  inputs = sources.list_inputs(data.path, data.format)
+  batch = batch_size or config.train.batch_size
+  sharded = input_context is not None and not data.service_address
+  if input_context is not None:
+    batch = input_context.get_per_replica_batch_size(batch)
+  if sharded:
+    inputs = inputs._replace(files=shard_files(inputs.files, input_context))
+  pipeline_id = input_context.input_pipeline_id if sharded else 0
+  logging.info('data: %d %s files for input pipeline %d', len(inputs.files), inputs.format,
+               pipeline_id)
+  ds = make_examples(data, inputs, seed=seed, pipeline_id=pipeline_id)
+  ds = ds.batch(batch, drop_remainder=True)
+  if data.service_address:
+    # Dynamic sharding hands each file to one tf.data worker per epoch; 'parallel_epochs' would
+    # have every worker run this same seeded pipeline and send identical batches.
+    ds = ds.apply(tf.data.experimental.service.distribute(
+        processing_mode=tf.data.experimental.service.ShardingPolicy.DYNAMIC,
+        service=data.service_address, job_name=SERVICE_JOB))
+  options = tf.data.Options()
+  options.deterministic = True
+  if sharded:  # already sharded by file above; tf.distribute must not shard it again
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+  return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+def make_examples(data, inputs, *, seed, pipeline_id=0, with_source=False):
+  """The endless, unbatched stream of training examples that make_dataset batches.
+
+  Args:
+    data: the `data` part of the config.
+    inputs: sources.Inputs, the files of this input pipeline.
+    seed: int; with `pipeline_id`, fixes the order and every random choice.
+    pipeline_id: int, mixed into the per-example seeds so pipelines draw differently.
+    with_source: also yield each example's key and encoded bytes (to show the original image).
+
+  Returns:
+    A dataset of example dicts (see make_pair), or of (key, encoded, example) with_source.
+  """
+  examples = one_pass(inputs, data, seed=seed).repeat()
+  base_seed = tf.constant([seed, pipeline_id], tf.int64)
+
+  def to_example(index, source):
+    key, encoded = source
+    example = make_pair(encoded, example_seed(base_seed, index, key), data)
+    return (key, encoded, example) if with_source else example
+  ds = examples.enumerate().map(to_example, num_parallel_calls=tf.data.AUTOTUNE)
+  if data.skip_corrupt:  # what the header checks cannot see, the decoders catch: logged, dropped
+    ds = ds.ignore_errors(log_warning=True)
+  return ds.concatenate(_no_examples_error(ds.element_spec, len(inputs.files), data.path))
+
+
+def shard_files(files, input_context):
+  """This input pipeline's files: every num_input_pipelines-th, disjoint across pipelines."""
+  count = input_context.num_input_pipelines
+  if len(files) < count:
+    raise ValueError(f'data.path has {len(files)} input files for {count} input pipelines; '
+                     'sharding by file needs at least one file per pipeline')
+  return tuple(files[input_context.input_pipeline_id::count])
+
+
+def one_pass(inputs, data, *, seed):
+  """One shuffled pass over `inputs` (sources.Inputs) as (key, encoded) pairs, each checked.
+
+  A bad input (sources.image_problem) stops the pass with an error naming it, or with
+  data.skip_corrupt is logged by name and dropped.
+  """
+  files = list(inputs.files)
+  ds = tf.data.Dataset.from_tensor_slices(files)
+  ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+  ds = sources.read(ds, inputs.format)
+  if inputs.format != 'folder' and data.shuffle_buffer > 1:  # a folder's file shuffle is complete
+    ds = ds.shuffle(data.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+  if data.skip_corrupt:
+    return _skip_bad(ds, data.min_image_size)
+  return ds.map(lambda key, encoded: _assert_good(key, encoded, data.min_image_size),
+                num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _assert_good(key, encoded, min_image_size):
+  problem = sources.image_problem(encoded, min_image_size)
+  check = tf.debugging.Assert(
+      tf.equal(problem, ''),
+      ['data: cannot use', key, problem, '(data.skip_corrupt=True skips such inputs)'])
+  with tf.control_dependencies([check]):
+    return key, tf.identity(encoded)
+
+
+def _skip_bad(ds, min_image_size):
+  """Drops inputs that fail image_problem, logging each by name with a running count."""
+  ds = ds.map(lambda key, encoded: (key, encoded, sources.image_problem(encoded, min_image_size)),
+              num_parallel_calls=tf.data.AUTOTUNE)
+
+  def count(skipped, element):
+    key, _, problem = element
+    bad = tf.not_equal(problem, '')
+    skipped += tf.cast(bad, tf.int64)
+
+    def report():
+      tf.print(tf.strings.join(['data: skipping ', key, ': ', problem, ' (',
+                                tf.strings.as_string(skipped), ' skipped so far in this pass)']),
+               output_stream=logging.warning)
+      return bad
+    return skipped, (element, tf.cond(bad, report, lambda: bad))
+
+  ds = ds.scan(tf.constant(0, tf.int64), count)
+  return ds.filter(lambda element, bad: ~bad).map(lambda element, _: element[:2])
+
+
+def _no_examples_error(element_spec, num_files, path):
+  """Raises when reached: the repeated stream ends only when a whole pass gave no usable image."""
+  def fail(_):
+    check = tf.debugging.Assert(False, [
+        f'data: a pass over the {num_files} input files of data.path={path!r} gave no usable '
+        'image (empty TFRecords, or every input skipped as corrupt: see the log)'])
+    with tf.control_dependencies([check]):
+      return tf.nest.map_structure(lambda spec: tf.zeros(spec.shape, spec.dtype), element_spec)
+  return tf.data.Dataset.range(1).map(fail)
+
+
+def example_seed(base_seed, index, key):
+  """A stateless [2] seed per element: distinct across elements, pipelines and tf.data workers."""
+  key_hash = tf.strings.to_hash_bucket_fast(key, 2**62)
+  return tf.random.fold_in(tf.random.fold_in(base_seed, index), key_hash)
+
+
+def make_pair(encoded, seed, data):
+  """The training example of one encoded image: two augmented views with their boxes and flips."""
+  view_seed, seed1, seed2 = tf.unstack(tf.random.split(seed, 3))
+  pair = views.make_views(
+      encoded, view_seed, image_size=data.image_size, iou_threshold=data.iou_threshold,
+      max_pair_tries=data.max_pair_tries, pair_candidates=data.pair_candidates,
+      area_range=tuple(data.area_range), aspect_ratio_range=tuple(data.aspect_ratio_range),
+      decode_and_crop=data.decode_and_crop)
+  view1, flip1 = augment.byol_augment(pair['view1'], seed1, 1)
+  view2, flip2 = augment.byol_augment(pair['view2'], seed2, 2)
+  return {'view1': view1, 'view2': view2, 'box1': pair['box1'], 'box2': pair['box2'],
+          'flip1': flip1, 'flip2': flip2, 'fallback': pair['fallback']}

@@ -1,0 +1,224 @@
+r"""Throughput benchmarks; `--what` picks one (BENCHMARKS below), results go to a table and JSON.
+
+  python scripts/benchmark.py --what input --out runs/benchmark_input.json
+
+input: view pairs per second per CPU core on generated 1920x1280 quality-90 JPEGs, for
+  tf_data            this pipeline (pipeline.make_dataset, decode_and_crop on the pair's union)
+  tf_data_full       the same with data.decode_and_crop=False (full decode, then crop)
+  pil_loader         a single-process PIL + numpy loader as PyTorch SSL code writes it: full
+                     decode (torchvision's pil_loader: Image.open(f).convert('RGB')),
+                     IoU-constrained crops, resize, flip, colour jitter, grayscale,
+                     ImageFilter.GaussianBlur, solarize, normalise.
+  pil_loader_lean    the same without convert('RGB') on images already RGB (a copy that costs
+                     Pillow more than the decode on these frames).
+  Per core = pairs / CPU seconds the process used (user + sys, all threads), so a loaded or
+  shared machine does not flatter or penalise the multi-threaded loaders; pairs per wall second
+  and the cores tf.data may use (os.sched_getaffinity) are reported beside it.
+"""
+
+import json
+import math
+import os
+import platform
+import random
+import resource
+import sys
+import tempfile
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+import numpy as np
+from PIL import Image
+from PIL import ImageEnhance
+from PIL import ImageFilter
+from PIL import ImageOps
+import tensorflow as tf
+
+from multisiam_tf import config as config_lib
+from multisiam_tf.data import augment
+from multisiam_tf.data import pipeline
+from multisiam_tf.data import synthetic
+
+_OUT = flags.DEFINE_string('out', None, 'JSON file for the results (optional).')
+_IMAGES = flags.DEFINE_integer('images', 32, 'input: number of generated JPEGs.', lower_bound=1)
+_HEIGHT = flags.DEFINE_integer('height', 1280, 'input: JPEG height.')
+_WIDTH = flags.DEFINE_integer('width', 1920, 'input: JPEG width.')
+_PAIRS = flags.DEFINE_integer('pairs', 256, 'input: view pairs timed per loader.', lower_bound=1)
+_BATCH = flags.DEFINE_integer('batch', 32, 'input: tf.data batch size.', lower_bound=1)
+
+
+def _cpu_seconds():
+  usage = resource.getrusage(resource.RUSAGE_SELF)
+  return usage.ru_utime + usage.ru_stime
+
+
+def _timed(name, run, pairs, cores):
+  """Runs `run(pairs)` (after its own warm-up) and returns its figures."""
+  wall, cpu = time.perf_counter(), _cpu_seconds()
+  run(pairs)
+  wall, cpu = time.perf_counter() - wall, _cpu_seconds() - cpu
+  result = {'pairs': pairs, 'wall_s': wall, 'cpu_s': cpu, 'cores_available': cores,
+            'pairs_per_s': pairs / wall, 'pairs_per_cpu_s': pairs / cpu}
+  logging.info('%s: %s', name, result)
+  return result
+
+
+def _write_jpegs(folder, num, height, width):
+  for i in range(num):
+    scene = synthetic.make_scene(i, height, width)
+    Image.fromarray(scene.image).save(os.path.join(folder, f'{i:03d}.jpg'), quality=90)
+
+
+def _tf_loader(data, folder, batch):
+  """A run(pairs) function that draws pairs from pipeline.make_dataset, warmed up."""
+  config = config_lib.defaults()
+  config.data = data
+  config.data.path = folder
+  iterator = iter(pipeline.make_dataset(config, seed=0, batch_size=batch))
+  for _ in range(2):  # tracing and start-up stay out of the timing; then the buffers run empty
+    next(iterator)
+
+  def run(pairs):
+    for _ in range(math.ceil(pairs / batch)):
+      next(iterator)['view1'].numpy()
+  return run
+
+
+class _PilLoader:
+  """Views as torchvision-based BYOL code makes them, one image at a time, in this process."""
+
+  def __init__(self, data, files, always_convert=True, seed=0):
+    self.data, self.files, self.rng = data, files, random.Random(seed)
+    self.always_convert = always_convert
+    self.mean, self.std = np.array(augment.MEAN, np.float32), np.array(augment.STD, np.float32)
+
+  def crop_box(self, width, height):
+    """torchvision RandomResizedCrop.get_params: (left, top, right, bottom)."""
+    area = width * height
+    log_ratio = [math.log(r) for r in self.data.aspect_ratio_range]
+    for _ in range(10):
+      target = area * self.rng.uniform(*self.data.area_range)
+      ratio = math.exp(self.rng.uniform(*log_ratio))
+      w, h = round(math.sqrt(target * ratio)), round(math.sqrt(target / ratio))
+      if 0 < w <= width and 0 < h <= height:
+        left, top = self.rng.randint(0, width - w), self.rng.randint(0, height - h)
+        return left, top, left + w, top + h
+    w, h = width, height  # centre crop fallback, as torchvision (ratio clamping omitted)
+    return 0, 0, w, h
+
+  def pair_boxes(self, width, height):
+    def iou(a, b):
+      inter = (max(0, min(a[2], b[2]) - max(a[0], b[0]))
+               * max(0, min(a[3], b[3]) - max(a[1], b[1])))
+      union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+      return inter / union
+    for _ in range(self.data.max_pair_tries):
+      a, b = self.crop_box(width, height), self.crop_box(width, height)
+      if iou(a, b) >= self.data.iou_threshold:
+        return a, b
+    return a, a
+
+  def augment(self, img, view):
+    """BYOL's ops on a PIL image as torchvision's transforms apply them."""
+    r = self.rng
+    if r.random() < 0.5:
+      img = ImageOps.mirror(img)
+    if r.random() < 0.8:
+      ops = [lambda x: ImageEnhance.Brightness(x).enhance(r.uniform(0.6, 1.4)),
+             lambda x: ImageEnhance.Contrast(x).enhance(r.uniform(0.6, 1.4)),
+             lambda x: ImageEnhance.Color(x).enhance(r.uniform(0.8, 1.2)),
+             lambda x: self.adjust_hue(x, r.uniform(-0.1, 0.1))]
+      r.shuffle(ops)
+      for op in ops:
+        img = op(img)
+    if r.random() < 0.2:
+      img = img.convert('L').convert('RGB')
+    if r.random() < (1.0 if view == 1 else 0.1):
+      img = img.filter(ImageFilter.GaussianBlur(radius=r.uniform(0.1, 2.0)))
+    if r.random() < (0.0 if view == 1 else 0.2):
+      img = ImageOps.solarize(img, 128)
+    return (np.asarray(img, np.float32) / 255.0 - self.mean) / self.std
+
+  @staticmethod
+  def adjust_hue(img, factor):
+    """torchvision's F.adjust_hue for PIL images: shift H in HSV, uint8 wrap-around."""
+    h, s, v = img.convert('HSV').split()
+    shift = round(factor * 255) % 256
+    h = Image.fromarray(((np.asarray(h, np.uint16) + shift) % 256).astype(np.uint8))
+    return Image.merge('HSV', (h, s, v)).convert('RGB')
+
+  def __call__(self, pairs):
+    size = (self.data.image_size, self.data.image_size)
+    for i in range(pairs):
+      img = Image.open(self.files[i % len(self.files)])
+      if self.always_convert or img.mode != 'RGB':
+        img = img.convert('RGB')
+      for view, box in enumerate(self.pair_boxes(*img.size), 1):
+        self.augment(img.crop(box).resize(size, Image.BILINEAR), view)
+
+
+def benchmark_input():
+  """View pairs per CPU second of the three loaders on the same generated JPEGs."""
+  data = config_lib.defaults().data
+  cores = len(os.sched_getaffinity(0))
+  with tempfile.TemporaryDirectory() as folder:
+    _write_jpegs(folder, _IMAGES.value, _HEIGHT.value, _WIDTH.value)
+    files = sorted(os.path.join(folder, f) for f in os.listdir(folder))
+    pil, lean = _PilLoader(data, files), _PilLoader(data, files, always_convert=False)
+    pil(2)  # warm the file cache and PIL's codecs
+    full = config_lib.defaults().data
+    full.decode_and_crop = False
+    results = {
+        'tf_data': _timed('tf_data', _tf_loader(data, folder, _BATCH.value), _PAIRS.value, cores),
+        'tf_data_full': _timed('tf_data_full', _tf_loader(full, folder, _BATCH.value),
+                               _PAIRS.value, cores),
+        'pil_loader': _timed('pil_loader', pil, _PAIRS.value, 1),
+        'pil_loader_lean': _timed('pil_loader_lean', lean, _PAIRS.value, 1),
+    }
+  baseline = results['pil_loader']['pairs_per_cpu_s']
+  for result in results.values():
+    result['per_core_vs_pil'] = result['pairs_per_cpu_s'] / baseline
+  return {'images': f'{_IMAGES.value} JPEGs of {_WIDTH.value}x{_HEIGHT.value}, quality 90',
+          'view_size': data.image_size, 'iou_threshold': data.iou_threshold,
+          'results': results}
+
+
+BENCHMARKS = {'input': benchmark_input}
+_WHAT = flags.DEFINE_enum('what', None, list(BENCHMARKS), 'Which benchmark to run.',
+                          required=True)
+
+
+def _table(results):
+  lines = [f'{"loader":<16}{"pairs/s":>10}{"pairs/CPU-s":>13}{"cores":>7}{"vs PIL/core":>13}']
+  for name, r in results.items():
+    lines.append(f'{name:<16}{r["pairs_per_s"]:>10.1f}{r["pairs_per_cpu_s"]:>13.1f}'
+                 f'{r["cores_available"]:>7}{r["per_core_vs_pil"]:>12.2f}x')
+  return '\n'.join(lines)
+
+
+def _cpu_model():
+  try:
+    with open('/proc/cpuinfo') as f:
+      return next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
+  except (OSError, StopIteration):
+    return platform.processor() or platform.machine()
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  report = BENCHMARKS[_WHAT.value]()
+  report.update(what=_WHAT.value, command=' '.join(sys.argv), python=platform.python_version(),
+                tensorflow=tf.__version__, machine=_cpu_model(),
+                cores=len(os.sched_getaffinity(0)))
+  print(_table(report['results']))
+  if _OUT.value:
+    tf.io.gfile.makedirs(os.path.dirname(os.path.abspath(_OUT.value)))
+    with open(_OUT.value, 'w') as f:
+      json.dump(report, f, indent=2)
+
+
+if __name__ == '__main__':
+  app.run(main)
