@@ -1,0 +1,121 @@
+"""scripts/export.py on a training workdir, scripts/extract_features.py on a folder of images."""
+
+import importlib.util
+import io
+import os
+import pickle
+
+import keras
+import numpy as np
+import PIL.Image
+import pytest
+import tensorflow as tf
+
+from multisiam_tf.models import multisiam
+from multisiam_tf.train import loop
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _script(name):
+  """A script as a module, so that its main runs in this process (no second TF start-up)."""
+  spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, 'scripts', name + '.py'))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+@pytest.fixture(scope='module')
+def workdir(tmp_path_factory):
+  """A run folder as training leaves it: config.json and checkpoints/ckpt-7 of a tiny model."""
+  spec = importlib.util.spec_from_file_location('demo', os.path.join(ROOT, 'configs', 'demo.py'))
+  demo = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(demo)
+  config = demo.get_config()
+  config.data.image_size = 32
+  config.model.backbone.width = 0.25
+  config.model.backbone.output_stride = 32
+  config.model.head.hidden_dim = 16
+  config.model.head.output_dim = 8
+  folder = str(tmp_path_factory.mktemp('runs') / 'w1')
+  tf.io.gfile.makedirs(folder)
+  with open(os.path.join(folder, loop.CONFIG), 'w') as f:
+    f.write(config.to_json_best_effort(indent=2))
+  model = multisiam.MultiSiam(config)
+  model.build_variables()
+  tf.train.CheckpointManager(tf.train.Checkpoint(model=model),
+                             os.path.join(folder, loop.CHECKPOINTS), 2).save(7)
+  return folder, model.online_backbone
+
+
+def test_export_defaults(workdir):
+  folder, backbone = workdir
+  export = _script('export')
+  assert export.newest_step(folder) == 7
+  assert export.default_out(folder, 'saved_model', 7) == os.path.join('saved_models', 'w1', '7')
+  export.main(export.parse(['export.py', '--workdir', folder, '--format', 'detectron2']))
+  with open(os.path.join(folder, 'exports', 'w1-7.pkl'), 'rb') as f:
+    state = pickle.load(f)['model']
+  # The restored online backbone's values, not a fresh initialisation.
+  np.testing.assert_array_equal(state['stem.conv1.weight'],
+                                backbone.get_layer('conv1').kernel.numpy().transpose(3, 2, 0, 1))
+
+
+def test_export_keras_step_and_out(workdir, tmp_path):
+  folder, backbone = workdir
+  export = _script('export')
+  export.main(export.parse(['export.py', '--workdir', folder, '--step', '7', '--format', 'keras',
+                            '--out', str(tmp_path / 'keras')]))
+  reloaded = keras.saving.load_model(str(tmp_path / 'keras' / 'backbone.keras'))
+  images = np.random.default_rng(0).normal(size=(1, 32, 32, 3)).astype(np.float32)
+  np.testing.assert_allclose(reloaded(images, training=False)['c5'],
+                             backbone(images, training=False)['c5'], atol=1e-5)
+
+
+def _encode(pixels, fmt):
+  buffer = io.BytesIO()
+  PIL.Image.fromarray(pixels).save(buffer, format=fmt)
+  return buffer.getvalue()
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+  """Three PNGs (one in a subfolder, sizes differ) and a .jpg that is no image."""
+  rng = np.random.default_rng(1)
+  folder = tmp_path / 'images'
+  (folder / 'sub').mkdir(parents=True)
+  pixels = {}
+  for name, size in (('a.png', (20, 30)), ('b.png', (33, 33)), ('sub/c.png', (40, 24))):
+    pixels[name] = rng.integers(0, 256, size + (3,)).astype(np.uint8)
+    (folder / name).write_bytes(_encode(pixels[name], 'PNG'))
+  (folder / 'broken.jpg').write_bytes(b'\xff\xd8 truncated')
+  return str(folder), pixels
+
+
+@pytest.mark.parametrize('suffix', ['npz', 'tfrecord'])
+def test_extract_features(saved_model_dir, loaded, image_folder, tmp_path, suffix):
+  folder, pixels = image_folder
+  out = str(tmp_path / f'features.{suffix}')
+  extract = _script('extract_features')
+  extract.main(extract.parse(['extract_features.py', '--saved_model', saved_model_dir,
+                              '--images', folder, '--out', out, '--outputs', 'pooled,c5',
+                              '--batch_size', '2']))
+  if suffix == 'npz':
+    features = np.load(out)
+    names = list(features['names'])
+    pooled, c5 = features['pooled'], features['c5']
+  else:
+    records = [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(out)]
+    names = [r.features.feature['name'].bytes_list.value[0].decode() for r in records]
+    pooled, c5 = ([np.reshape(r.features.feature[o].float_list.value,
+                              r.features.feature[o + '_shape'].int64_list.value) for r in records]
+                  for o in ('pooled', 'c5'))
+  assert names == ['a.png', 'b.png', 'sub/c.png']  # sorted; the broken file skipped
+  channels = loaded.signatures['serving_default'].structured_outputs['c5'].shape[-1]
+  # c5 is 2x2: every image is resized to the SavedModel's 33 px, stride 32 with padding.
+  assert np.shape(pooled) == (3, channels) and np.shape(c5) == (3, 2, 2, channels)
+  direct = loaded.signatures['serving_default'](
+      image_bytes=tf.constant([_encode(pixels[n], 'PNG') for n in names]))
+  np.testing.assert_allclose(pooled, direct['pooled'], atol=1e-4, rtol=1e-4)
+  np.testing.assert_allclose(c5, direct['c5'], atol=1e-4, rtol=1e-4)
