@@ -2,7 +2,9 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install -q --disable-pip-version-check
 INSTALLED := $(VENV)/.installed
+MODEL_GARDEN := $(VENV)/.model-garden
 DEMO := runs/demo
 
 .PHONY: install test demo model-garden test-model-garden benchmark clean
@@ -11,26 +13,41 @@ install: $(INSTALLED)
 
 $(INSTALLED): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -e .
+	$(PIP) -r requirements.txt -e .
 	touch $@
 
 test: $(INSTALLED)
 	$(PY) -m pytest tests
 
+# Synthetic scenes -> pretraining -> SavedModel -> dense probe (pretrained vs random init) -> clusters.
 demo: $(INSTALLED)
-	$(PY) scripts/make_demo_data.py --out $(DEMO)/data --num 64 --size 160 240
-	$(PY) scripts/inspect_views.py --config configs/demo.py --config.data.path=$(DEMO)/data/images --out $(DEMO)/views.png
+	$(PY) scripts/make_demo_data.py --out $(DEMO)/data --num 256 --size 160 240
+	$(PY) scripts/make_demo_data.py --out $(DEMO)/heldout --num 48 --size 160 240 --seed 1000
+	$(PY) scripts/inspect_views.py --config configs/demo.py --config.data.path=$(DEMO)/data/images \
+	    --out $(DEMO)/views.png --num 4
+	$(PY) scripts/pretrain.py --config configs/demo.py --workdir $(DEMO)/run \
+	    --config.data.path=$(DEMO)/data/images
+	$(PY) scripts/export.py --workdir $(DEMO)/run --format saved_model --out saved_models/demo
+	$(PY) scripts/probe.py --workdir $(DEMO)/run --baseline --data $(DEMO)/heldout \
+	    --num_classes 9 --size 96 144 --out $(DEMO)/probe.json
+	$(PY) scripts/visualize.py --workdir $(DEMO)/run --images $(DEMO)/heldout/images --num 6 \
+	    --size 160 240 --out $(DEMO)/clusters.png
+	@echo "demo outputs: $(DEMO)/views.png $(DEMO)/probe.json $(DEMO)/clusters.png saved_models/demo"
 
-# Optional extra: TF Model Garden (Keras 2, pins TF 2.20) beside TF 2.21, for the Model Garden exporter test.
-model-garden: $(INSTALLED)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements-model-garden.txt
-	$(PY) -m pip install -q --disable-pip-version-check --no-deps tf-models-official==2.20.0 tf-keras==2.21.0 tensorflow-hub
+# Optional extra: TF Model Garden (Keras 2, pins TF 2.20) beside TF 2.21, for its exporter tests.
+# --no-deps: tf-models-official pins tensorflow~=2.20 and tf-keras pulls `tensorflow`.
+model-garden: $(MODEL_GARDEN)
 
-test-model-garden: model-garden
+$(MODEL_GARDEN): $(INSTALLED) requirements-model-garden.txt
+	$(PIP) -r requirements-model-garden.txt
+	$(PIP) --no-deps tf-models-official==2.20.0 tf-keras==2.21.0 tensorflow-hub==0.16.1
+	touch $@
+
+test-model-garden: $(MODEL_GARDEN)
 	$(PY) -m pytest tests/export
 
 benchmark: $(INSTALLED)
-	$(PY) scripts/benchmark.py --what input
+	$(PY) scripts/benchmark.py --what input --out runs/benchmark_input.json
 
 clean:
 	rm -rf $(VENV) runs

@@ -22,6 +22,9 @@ from multisiam_tf.models import losses
 from multisiam_tf.models import resnet
 from multisiam_tf.train import schedules
 
+# Plain TF with no data-dependent Python control flow: AutoGraph would only add tracing time.
+_plain_graph = tf.autograph.experimental.do_not_convert
+
 _METRICS = ('loss', 'loss_1d', 'loss_2d', 'fallback_rate', 'projection_std')
 
 
@@ -121,6 +124,7 @@ class MultiSiam(keras.Model):
           align.flip_back(self.target_projector_2d(f_t, training=training), flip))
     return online, target
 
+  @_plain_graph
   def forward(self, batch, training):
     """Both directions of the symmetrised loss: (metrics, per-direction results)."""
     encoded = [self._encode(batch[f'view{i}'], batch[f'flip{i}'], training) for i in (1, 2)]
@@ -203,6 +207,7 @@ class MultiSiam(keras.Model):
 
   # Training.
 
+  @_plain_graph
   def gradients(self, batch):
     """(grads aligned with online_variables, metrics, forward results) for one batch."""
     with tf.GradientTape() as tape:
@@ -215,6 +220,7 @@ class MultiSiam(keras.Model):
       self._enqueue(results)
     return grads, metrics
 
+  @_plain_graph
   def apply_update(self, grads):
     """One optimizer step on the online weights, then the EMA target update (eq. 2)."""
     self.optimizer.apply(grads, self.online_variables)
@@ -224,6 +230,7 @@ class MultiSiam(keras.Model):
     return {'tau': tf.cast(tau, tf.float32),
             'lr': tf.cast(self.optimizer.learning_rate, tf.float32)}
 
+  @_plain_graph
   def train_step(self, batch):
     grads, metrics = self.gradients(batch)
     metrics.update(self.apply_update(grads))
@@ -231,12 +238,14 @@ class MultiSiam(keras.Model):
       self.trackers[name].update_state(metrics[name])
     return metrics
 
+  @_plain_graph
   def test_step(self, batch):
     metrics, _ = self.forward(batch, training=False)
     for name in _METRICS:
       self.trackers[name].update_state(metrics[name])
     return metrics
 
+  @_plain_graph
   def update_target(self, tau):
     """xi <- tau xi + (1 - tau) theta (eq. 2), in cross-replica context (mirrored variables
     cannot be assigned from a replica)."""
@@ -272,6 +281,7 @@ class MultiSiam(keras.Model):
     else:
       ctx.merge_call(fn, args=args)
 
+  @_plain_graph
   def cluster_maps(self, batch):
     """K-means assignment [B, h, w] of the target map of view 1 seen from view 2 (TensorBoard)."""
     _, results = self.forward(batch, training=False)
