@@ -1,0 +1,38 @@
+r"""Pretrains MultiSiam; restarted on the same workdir it resumes from the newest checkpoint.
+
+  python scripts/pretrain.py --config configs/demo.py --workdir runs/demo \
+      [--config.train.batch_size=32] [--strategy auto|default|mirrored|multi_worker|tpu] [--tpu ADDR]
+
+Multi-worker: run the same command on every worker, each with its TF_CONFIG, and a workdir all
+of them can reach. SIGTERM writes a checkpoint and exits cleanly.
+"""
+
+import sys
+
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+from multisiam_tf import config as config_lib
+from multisiam_tf.train import distribute
+from multisiam_tf.train import loop
+
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file[:arg].')
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Directory of the run: config, checkpoints, logs.')
+_STRATEGY = flags.DEFINE_enum('strategy', 'auto', distribute.STRATEGIES, 'tf.distribute strategy.')
+_TPU = flags.DEFINE_string('tpu', '', 'TPU name or grpc:// address ("" = this TPU VM).')
+flags.mark_flags_as_required(['config', 'workdir'])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  try:
+    config = config_lib.validate(_CONFIG.value)
+  except config_lib.ConfigError as e:
+    sys.exit(f'error: {e}')
+  loop.train(config, _WORKDIR.value, distribute.make_strategy(_STRATEGY.value, _TPU.value))
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,90 @@
+"""Shared fixtures of the training tests: small synthetic images, the tiny config, a reference
+run, event reading. (pytest runs in importlib mode: helpers come as fixtures, not imports.)"""
+
+import importlib.util
+import os
+import socket
+
+import pytest
+import tensorflow as tf
+
+from multisiam_tf import config as config_lib
+from multisiam_tf.data import synthetic
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+TINY_CONFIG = os.path.join(HERE, 'tiny_config.py')
+
+
+def _tiny_config_module():
+  spec = importlib.util.spec_from_file_location('tiny_config', TINY_CONFIG)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+@pytest.fixture(scope='session')
+def image_folder(tmp_path_factory):
+  """8 synthetic street scenes of 48x64 px; returns their folder."""
+  folder = str(tmp_path_factory.mktemp('data'))
+  synthetic.write_dataset(folder, 8, 48, 64)
+  return os.path.join(folder, 'images')
+
+
+@pytest.fixture(scope='session')
+def tiny():
+  """tiny(data_path, **train) -> the tiny config with `train.<name>=value` overrides, validated."""
+  get_config = _tiny_config_module().get_config
+
+  def make(data_path, **train):
+    c = get_config(data_path)
+    c.train.update(train)
+    return config_lib.validate(c)
+  return make
+
+
+@pytest.fixture(scope='session')
+def read_events():
+  """read_events(directory) -> {tag: {step: value}} of its event files (images: [w, h, png...])."""
+  def read(directory):
+    out = {}
+    for path in sorted(tf.io.gfile.glob(os.path.join(directory, 'events.out.tfevents.*'))):
+      for event in tf.compat.v1.train.summary_iterator(path):
+        for value in event.summary.value:
+          array = tf.make_ndarray(value.tensor)
+          out.setdefault(value.tag, {})[event.step] = array.item() if array.ndim == 0 else array
+    return out
+  return read
+
+
+@pytest.fixture(scope='session')
+def reference_run(image_folder, tiny, tmp_path_factory):
+  """The tiny config trained start to end in this process: (workdir, model)."""
+  from multisiam_tf.train import distribute  # pylint: disable=g-import-not-at-top
+  from multisiam_tf.train import loop  # pylint: disable=g-import-not-at-top
+  workdir = str(tmp_path_factory.mktemp('reference'))
+  model = loop.train(tiny(image_folder), workdir, distribute.make_strategy('default'))
+  return workdir, model
+
+
+@pytest.fixture
+def free_ports():
+  """free_ports(n) -> n distinct free TCP ports on 127.0.0.1."""
+  def ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+      s.bind(('127.0.0.1', 0))
+    numbers = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+      s.close()
+    return numbers
+  return ports
+
+
+@pytest.fixture
+def subprocess_env():
+  """The environment of test subprocesses: repository and this folder importable, TF quiet."""
+  path = [ROOT, HERE] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join(path), TF_CPP_MIN_LOG_LEVEL='2')
+  env.pop('TF_CONFIG', None)
+  return env

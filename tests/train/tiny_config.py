@@ -1,0 +1,33 @@
+r"""The smallest MultiSiam the training tests run: ResNet-18 at width 0.25 on 32 px views.
+
+  python scripts/pretrain.py --config tests/train/tiny_config.py --workdir /tmp/tiny \
+      --config.data.path=IMAGES --strategy default
+
+6 updates of batch 2, logged every step, images at step 4, checkpoints every 2 steps. base_lr is
+large so that LARS (trust 1e-3) moves the weights enough for runs to tell different data apart.
+"""
+
+from multisiam_tf import config as config_lib
+
+
+def get_config(arg=''):
+  c = config_lib.defaults()
+  c.data.path = arg
+  c.data.format = 'folder'
+  c.data.image_size = 32
+  c.data.num_examples = 8
+  c.model.backbone.depth = 18
+  c.model.backbone.width = 0.25
+  c.model.backbone.output_stride = 16  # a 2x2 map at 32 px
+  c.model.head.hidden_dim = 32
+  c.model.head.output_dim = 32
+  c.model.kmeans.k = 2
+  c.train.batch_size = 2
+  c.train.steps = 6
+  c.train.steps_per_loop = 2
+  c.train.checkpoint_every = 2
+  c.train.log_every = 1
+  c.train.image_every = 4
+  c.optim.base_lr = 50.0  # lr = 50 * 2 / 256 = 0.39
+  c.optim.warmup_steps = 1
+  return c
