@@ -1,7 +1,8 @@
 r"""Pretrains MultiSiam; restarted on the same workdir it resumes from the newest checkpoint.
 
   python scripts/pretrain.py --config configs/demo.py --workdir runs/demo \
-      [--config.train.batch_size=32] [--strategy auto|default|mirrored|multi_worker|tpu] [--tpu ADDR]
+      [--config.train.batch_size=32] \
+      [--strategy auto|default|mirrored|multi_worker|tpu] [--tpu ADDRESS]
 
 Multi-worker: run the same command on every worker, each with its TF_CONFIG, and a workdir all
 of them can reach. SIGTERM writes a checkpoint and exits cleanly.
@@ -20,7 +21,7 @@ from multisiam_tf.train import loop
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file[:arg].')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory of the run: config, checkpoints, logs.')
 _STRATEGY = flags.DEFINE_enum('strategy', 'auto', distribute.STRATEGIES, 'tf.distribute strategy.')
-_TPU = flags.DEFINE_string('tpu', '', 'TPU name or grpc:// address ("" = this TPU VM).')
+_TPU = flags.DEFINE_string('tpu', '', 'TPU name or grpc:// address; empty: this TPU VM.')
 flags.mark_flags_as_required(['config', 'workdir'])
 
 

@@ -253,9 +253,12 @@ class MultiSiam(keras.Model):
              for t, o in zip(target.trainable_variables, online.trainable_variables)]
 
     def ema(strategy, tau):
+      # `.value`: the tf.Variable (mirrored under a strategy) inside each Keras variable; tau is
+      # per replica here, so it travels through args too.
       for t, o in pairs:
         strategy.extended.update(
-            t, lambda t, o: t.assign(tau * t + (1 - tau) * tf.cast(o, t.dtype)), args=(o,))
+            t.value, lambda t, o, tau: t.assign(tau * t + (1 - tau) * tf.cast(o, t.dtype)),
+            args=(o.value, tau))
 
     self._in_cross_replica(ema, tau)
 
@@ -269,7 +272,8 @@ class MultiSiam(keras.Model):
 
       def push(strategy, keys, queue=queue):
         strategy.extended.update(
-            queue, lambda q, k: q.assign(tf.concat([k, q], axis=0)[:q.shape[0]]), args=(keys,))
+            queue.value, lambda q, k: q.assign(tf.concat([k, q], axis=0)[:q.shape[0]]),
+            args=(keys,))
 
       self._in_cross_replica(push, tf.math.l2_normalize(keys, axis=-1))
 

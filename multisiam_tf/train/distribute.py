@@ -5,12 +5,12 @@ One driver (`loop.train`) serves every strategy; this module only picks and conf
   default       one device, no distribution
   mirrored      MirroredStrategy over local GPUs, or over every logical CPU device without GPUs
   multi_worker  MultiWorkerMirroredStrategy; the cluster comes from TF_CONFIG
-  tpu           TPUStrategy on the TPU at `tpu_address` ('' = the local TPU VM)
+  tpu           TPUStrategy on the TPU named or at grpc:// `tpu_address` (None: this TPU VM's)
 """
 
+from absl import logging
 import keras
 import tensorflow as tf
-from absl import logging
 
 STRATEGIES = ('auto', 'default', 'mirrored', 'multi_worker', 'tpu')
 _CPU_BF16_FLAGS = ('amx_bf16', 'avx512_bf16')
@@ -31,8 +31,10 @@ def make_strategy(name='auto', tpu_address=None):
   elif name == 'multi_worker':
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
   else:
-    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_address or '')
-    tf.config.experimental_connect_to_cluster(resolver)
+    address = tpu_address or 'local'
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=address)
+    if address != 'local':  # a remote TPU, as Model Garden's tpu_initialize connects to it
+      tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
     strategy = tf.distribute.TPUStrategy(resolver)
   logging.info('strategy %s with %d replica(s)', type(strategy).__name__,

@@ -178,7 +178,7 @@ def _run(config, strategy, model, step, iterator, manager, chief, preemption):
   train_loop = make_train_loop(model, strategy, step, t.accumulate_steps)
   any_worker = _any_worker_fn(strategy)
   images_per_step = t.batch_size * t.accumulate_steps
-  progress = _Progress(t.steps, int(step.numpy())) if chief else None
+  progress = _Progress(t.steps) if chief else None
   current = int(step.numpy())
   while current < t.steps:
     start = time.time()
@@ -218,7 +218,8 @@ def _crossed(before, after, every):
 def _position_checkpointable(config, strategy):
   """Plain tf.data iterators are checkpointable; tf.distribute's distributed iterators and
   tf.data service streams are not, so only single-device runs keep their input position."""
-  return not config.data.service_address and strategy is tf.distribute.get_strategy()
+  default = not tf.distribute.has_strategy() and strategy is tf.distribute.get_strategy()
+  return default and not config.data.service_address
 
 
 def _distributed_dataset(config, strategy, seed):
@@ -304,7 +305,7 @@ def write_image(name, images, step):
 def _write_images(model, strategy, iterator, step, chief):
   """The two views with their overlap drawn, and the K-means clusters of view 1's target map.
 
-  Every worker draws the batch (a distributed iterator may synchronise workers); the chief draws.
+  Every worker takes the batch (a distributed iterator may synchronise workers); the chief writes.
   """
   batch = strategy.experimental_local_results(next(iterator))[0]
   if not chief:
@@ -339,9 +340,9 @@ def cluster_colours(assignment, flip, size):
 class _Progress:
   """A one-line progress bar with ETA on stdout, rewritten in place on a terminal."""
 
-  def __init__(self, total, start_step, width=30):
+  def __init__(self, total, width=30):
     self.total, self.width = total, width
-    self.start_step, self.start_time = start_step, None
+    self.start_step, self.start_time = None, None
 
   def update(self, step, metrics):
     now = time.time()
