@@ -17,7 +17,7 @@ $(INSTALLED): requirements.txt pyproject.toml
 	touch $@
 
 test: $(INSTALLED)
-	$(PY) -m pytest tests
+	$(PY) -m pytest -n 2 --dist loadfile tests
 
 # Synthetic scenes -> pretraining -> SavedModel -> dense probe (pretrained vs random init) -> clusters.
 demo: $(INSTALLED)
@@ -25,14 +25,14 @@ demo: $(INSTALLED)
 	$(PY) scripts/make_demo_data.py --out $(DEMO)/heldout --num 48 --size 160 240 --seed 1000
 	$(PY) scripts/inspect_views.py --config configs/demo.py --config.data.path=$(DEMO)/data/images \
 	    --out $(DEMO)/views.png --num 4
-	$(PY) scripts/pretrain.py --config configs/demo.py --workdir $(DEMO)/run \
+	$(PY) scripts/pretrain.py --config configs/demo.py --workdir $(DEMO) \
 	    --config.data.path=$(DEMO)/data/images
-	$(PY) scripts/export.py --workdir $(DEMO)/run --format saved_model --out saved_models/demo
-	$(PY) scripts/probe.py --workdir $(DEMO)/run --baseline --data $(DEMO)/heldout \
+	$(PY) scripts/export.py --workdir $(DEMO) --format saved_model
+	$(PY) scripts/probe.py --workdir $(DEMO) --baseline --data $(DEMO)/heldout \
 	    --num_classes 9 --size 96 144 --out $(DEMO)/probe.json
-	$(PY) scripts/visualize.py --workdir $(DEMO)/run --images $(DEMO)/heldout/images --num 6 \
+	$(PY) scripts/visualize.py --workdir $(DEMO) --images $(DEMO)/heldout/images --num 6 \
 	    --size 160 240 --out $(DEMO)/clusters.png
-	@echo "demo outputs: $(DEMO)/views.png $(DEMO)/probe.json $(DEMO)/clusters.png saved_models/demo"
+	@echo "demo outputs: $(DEMO)/views.png $(DEMO)/probe.json $(DEMO)/clusters.png saved_models/demo/"
 
 # Optional extra: TF Model Garden (Keras 2, pins TF 2.20) beside TF 2.21, for its exporter tests.
 # --no-deps: tf-models-official pins tensorflow~=2.20 and tf-keras pulls `tensorflow`.
