@@ -19,17 +19,7 @@ from multisiam_tf.eval import probe
 
 def parse(argv):
   parser = argparse_flags.ArgumentParser(description=__doc__.split('\n')[0])
-  source = parser.add_mutually_exclusive_group(required=True)
-  source.add_argument('--workdir', help='training run to restore the backbone from')
-  source.add_argument('--saved_model', help='exported SavedModel with a `features` signature')
-  source.add_argument('--random_init', action='store_true', help='a freshly initialised ResNet')
-  parser.add_argument('--step', type=int, help='checkpoint step of --workdir (default: newest)')
-  arch = 'of --random_init, or of --baseline beside --saved_model'
-  parser.add_argument('--depth', type=int, default=50, choices=(18, 34, 50, 101),
-                      help='ResNet depth ' + arch)
-  parser.add_argument('--width', type=float, default=1.0, help='channel multiplier ' + arch)
-  parser.add_argument('--output_stride', type=int, default=32, choices=(16, 32),
-                      help='output stride ' + arch)
+  probe.add_backbone_arguments(parser, 'of --random_init, or of --baseline beside --saved_model')
   parser.add_argument('--baseline', action='store_true',
                       help='also probe a random-init backbone of the same architecture')
   data = parser.add_mutually_exclusive_group(required=True)

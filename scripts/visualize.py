@@ -17,17 +17,7 @@ from multisiam_tf.eval import visualize
 
 def parse(argv):
   parser = argparse_flags.ArgumentParser(description=__doc__.split('\n')[0])
-  source = parser.add_mutually_exclusive_group(required=True)
-  source.add_argument('--workdir', help='training run to restore the backbone from')
-  source.add_argument('--saved_model', help='exported SavedModel with a `features` signature')
-  source.add_argument('--random_init', action='store_true', help='a freshly initialised ResNet')
-  parser.add_argument('--step', type=int, help='checkpoint step of --workdir (default: newest)')
-  parser.add_argument('--depth', type=int, default=50, choices=(18, 34, 50, 101),
-                      help='ResNet depth of --random_init')
-  parser.add_argument('--width', type=float, default=1.0,
-                      help='channel multiplier of --random_init')
-  parser.add_argument('--output_stride', type=int, default=32, choices=(16, 32),
-                      help='output stride of --random_init')
+  probe.add_backbone_arguments(parser, 'of --random_init')
   parser.add_argument('--seed', type=int, default=0)
   parser.add_argument('--images', required=True, help='folder of images (or with images/)')
   parser.add_argument('--num', type=int, default=8, help='how many images, in name order')

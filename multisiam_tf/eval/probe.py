@@ -224,3 +224,19 @@ def table(results):
   lines.append(f'(predicting the most frequent class, {first["class_names"][majority["class"]]}, '
                f'everywhere: mIoU {_percent(majority["miou"]).strip()})')
   return '\n'.join(lines)
+
+
+def add_backbone_arguments(parser, architecture_help):
+  """The command-line choice of backbone that `load_features` reads: a run, a SavedModel or a
+  random init of the given architecture (shared by scripts/probe.py and scripts/visualize.py)."""
+  source = parser.add_mutually_exclusive_group(required=True)
+  source.add_argument('--workdir', help='training run to restore the backbone from')
+  source.add_argument('--saved_model', help='exported SavedModel with a `features` signature')
+  source.add_argument('--random_init', action='store_true', help='a freshly initialised ResNet')
+  parser.add_argument('--step', type=int, help='checkpoint step of --workdir (default: newest)')
+  parser.add_argument('--depth', type=int, default=50, choices=(18, 34, 50, 101),
+                      help='ResNet depth ' + architecture_help)
+  parser.add_argument('--width', type=float, default=1.0,
+                      help='channel multiplier ' + architecture_help)
+  parser.add_argument('--output_stride', type=int, default=32, choices=(16, 32),
+                      help='output stride ' + architecture_help)
