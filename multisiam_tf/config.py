@@ -27,6 +27,7 @@ def defaults():
   c.data.aspect_ratio_range = (3 / 4, 4 / 3)
   c.data.min_image_size = 8
   c.data.decode_and_crop = True
+  c.data.max_decode_ratio = 8  # JPEG DCT downscaling 1/r kept >= image_size; 1 = full-res crop
   c.data.skip_corrupt = False
   c.data.shuffle_buffer = 10_000
   c.data.num_examples = WAYMO_TRAIN_IMAGES
@@ -119,7 +120,8 @@ def waymo_recipe(arg=''):
 
 
 def _choice(*names):
-  return lambda v: v in names, 'one of ' + ', '.join(repr(n) for n in names)
+  # by type too: True == 1 and 8.0 == 8 in Python
+  return lambda v: any(type(v) is type(n) and v == n for n in names), 'one of ' + ', '.join(repr(n) for n in names)
 
 
 def _interval(lo, hi, closed_lo=True, closed_hi=True):
@@ -165,6 +167,7 @@ RULES = {
     'data.aspect_ratio_range': _range_pair(0.0, 100.0),
     'data.min_image_size': _integer(1),
     'data.decode_and_crop': _boolean(),
+    'data.max_decode_ratio': _choice(1, 2, 4, 8),
     'data.skip_corrupt': _boolean(),
     'data.shuffle_buffer': _integer(0),
     'data.num_examples': _integer(1),

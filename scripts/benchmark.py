@@ -3,7 +3,8 @@ r"""Throughput benchmarks; `--what` picks one (BENCHMARKS below), results go to 
   python scripts/benchmark.py --what input --out runs/benchmark_input.json
 
 input: view pairs per second per CPU core on generated 1920x1280 quality-90 JPEGs, for
-  tf_data            this pipeline (pipeline.make_dataset, decode_and_crop on the pair's union)
+  tf_data            this pipeline (pipeline.make_dataset: decode-and-crop of the pair's union,
+                     DCT-scaled to the coarsest 1/r that keeps both views >= image_size)
   tf_data_full       the same with data.decode_and_crop=False (full decode, then crop)
   pil_loader         a single-process PIL + numpy loader as PyTorch SSL code writes it: full
                      decode (torchvision's pil_loader: Image.open(f).convert('RGB')),
@@ -13,9 +14,13 @@ input: view pairs per second per CPU core on generated 1920x1280 quality-90 JPEG
                      Pillow more than the decode on these frames).
   Per core = pairs / CPU seconds the process used (user + sys, all threads), so a loaded or
   shared machine does not flatter or penalise the multi-threaded loaders; pairs per wall second
-  and the cores tf.data may use (os.sched_getaffinity) are reported beside it.
+  and the cores tf.data may use (os.sched_getaffinity) are reported beside it. Each of --rounds
+  rounds times every loader in turn (a tf.data pipeline is built, warmed up, timed and torn
+  down within its turn, so none works in the background of another's timing); the table gives
+  each loader's median over the rounds, and the JSON every round.
 """
 
+import gc
 import json
 import math
 import os
@@ -47,6 +52,8 @@ _HEIGHT = flags.DEFINE_integer('height', 1280, 'input: JPEG height.')
 _WIDTH = flags.DEFINE_integer('width', 1920, 'input: JPEG width.')
 _PAIRS = flags.DEFINE_integer('pairs', 256, 'input: view pairs timed per loader.', lower_bound=1)
 _BATCH = flags.DEFINE_integer('batch', 32, 'input: tf.data batch size.', lower_bound=1)
+_ROUNDS = flags.DEFINE_integer('rounds', 3, 'input: rounds, each timing every loader once; the '
+                               'table gives medians over rounds.', lower_bound=1)
 
 
 def _cpu_seconds():
@@ -159,8 +166,16 @@ class _PilLoader:
         self.augment(img.crop(box).resize(size, Image.BILINEAR), view)
 
 
+def _median_figures(rounds):
+  """One loader's figures over rounds: the median of each, and every round's pairs/CPU-s."""
+  median = {key: float(np.median([r[key] for r in rounds]))
+            for key in ('wall_s', 'cpu_s', 'pairs_per_s', 'pairs_per_cpu_s')}
+  return dict(rounds[0], **median, rounds=len(rounds),
+              pairs_per_cpu_s_by_round=[r['pairs_per_cpu_s'] for r in rounds])
+
+
 def benchmark_input():
-  """View pairs per CPU second of the three loaders on the same generated JPEGs."""
+  """View pairs per CPU second of the four loaders on the same generated JPEGs."""
   data = config_lib.defaults().data
   cores = len(os.sched_getaffinity(0))
   with tempfile.TemporaryDirectory() as folder:
@@ -170,19 +185,29 @@ def benchmark_input():
     pil(2)  # warm the file cache and PIL's codecs
     full = config_lib.defaults().data
     full.decode_and_crop = False
-    results = {
-        'tf_data': _timed('tf_data', _tf_loader(data, folder, _BATCH.value), _PAIRS.value, cores),
-        'tf_data_full': _timed('tf_data_full', _tf_loader(full, folder, _BATCH.value),
-                               _PAIRS.value, cores),
-        'pil_loader': _timed('pil_loader', pil, _PAIRS.value, 1),
-        'pil_loader_lean': _timed('pil_loader_lean', lean, _PAIRS.value, 1),
+    loaders = {  # name: (make the run(pairs) function, warmed up; cores it may use)
+        'tf_data': (lambda: _tf_loader(data, folder, _BATCH.value), cores),
+        'tf_data_full': (lambda: _tf_loader(full, folder, _BATCH.value), cores),
+        'pil_loader': (lambda: pil, 1),
+        'pil_loader_lean': (lambda: lean, 1),
     }
+    rounds = {name: [] for name in loaders}
+    for _ in range(_ROUNDS.value):
+      for name, (make, loader_cores) in loaders.items():
+        run = make()
+        rounds[name].append(_timed(name, run, _PAIRS.value, loader_cores))
+        del run
+        gc.collect()  # the tf.data iterator and its threads go before the next loader's turn
+  results = {name: _median_figures(figures) for name, figures in rounds.items()}
   baseline = results['pil_loader']['pairs_per_cpu_s']
-  for result in results.values():
+  for name, result in results.items():
     result['per_core_vs_pil'] = result['pairs_per_cpu_s'] / baseline
+    result['per_core_vs_pil_by_round'] = [
+        r['pairs_per_cpu_s'] / p['pairs_per_cpu_s']
+        for r, p in zip(rounds[name], rounds['pil_loader'])]
   return {'images': f'{_IMAGES.value} JPEGs of {_WIDTH.value}x{_HEIGHT.value}, quality 90',
           'view_size': data.image_size, 'iou_threshold': data.iou_threshold,
-          'results': results}
+          'rounds': _ROUNDS.value, 'results': results}
 
 
 BENCHMARKS = {'input': benchmark_input}
@@ -191,10 +216,12 @@ _WHAT = flags.DEFINE_enum('what', None, list(BENCHMARKS), 'Which benchmark to ru
 
 
 def _table(results):
-  lines = [f'{"loader":<16}{"pairs/s":>10}{"pairs/CPU-s":>13}{"cores":>7}{"vs PIL/core":>13}']
+  lines = [f'{"loader":<16}{"pairs/s":>10}{"pairs/CPU-s":>13}{"cores":>7}{"vs PIL/core":>13}'
+           f'  {"vs PIL/core by round":<}']
   for name, r in results.items():
+    by_round = ' '.join(f'{x:.2f}' for x in r.get('per_core_vs_pil_by_round', []))
     lines.append(f'{name:<16}{r["pairs_per_s"]:>10.1f}{r["pairs_per_cpu_s"]:>13.1f}'
-                 f'{r["cores_available"]:>7}{r["per_core_vs_pil"]:>12.2f}x')
+                 f'{r["cores_available"]:>7}{r["per_core_vs_pil"]:>12.2f}x  {by_round}')
   return '\n'.join(lines)
 
 

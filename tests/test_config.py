@@ -74,6 +74,8 @@ def test_every_ablation_is_a_distinct_valid_config():
     ('train.precision', 'fp8', "'train.precision' is 'fp8'"),
     ('optim.base_lr', float('nan'), "'optim.base_lr' is nan"),
     ('train.batch_size', True, "'train.batch_size' is True"),
+    ('data.max_decode_ratio', 3, "'data.max_decode_ratio' is 3"),
+    ('data.max_decode_ratio', True, "'data.max_decode_ratio' is True"),
 ])
 def test_bad_value_names_field_and_range(field, value, message):
   c = load('configs/demo.py')

@@ -69,11 +69,18 @@ def make_examples(data, inputs, *, seed, pipeline_id=0, with_source=False):
   Returns:
     A dataset of example dicts (see make_pair), or of (key, encoded, example) with_source.
   """
-  examples = one_pass(inputs, data, seed=seed).repeat()
+  # Without skip_corrupt, the header checks run in the same function as the decoding (one
+  # parallel map fewer per image than one_pass's separate checking map); an Assert still stops
+  # the stream at a bad input, naming it, before anything decodes it.
+  check_here = not data.skip_corrupt
+  examples = (_read_pass(inputs, data, seed=seed) if check_here
+              else one_pass(inputs, data, seed=seed)).repeat()
   base_seed = tf.constant([seed, pipeline_id], tf.int64)
 
   def to_example(index, source):
     key, encoded = source
+    if check_here:
+      key, encoded = _assert_good(key, encoded, data.min_image_size)
     example = make_pair(encoded, example_seed(base_seed, index, key), data)
     return (key, encoded, example) if with_source else example
   ds = examples.enumerate().map(to_example, num_parallel_calls=tf.data.AUTOTUNE)
@@ -97,16 +104,22 @@ def one_pass(inputs, data, *, seed):
   A bad input (sources.image_problem) stops the pass with an error naming it, or with
   data.skip_corrupt is logged by name and dropped.
   """
+  ds = _read_pass(inputs, data, seed=seed)
+  if data.skip_corrupt:
+    return _skip_bad(ds, data.min_image_size)
+  return ds.map(lambda key, encoded: _assert_good(key, encoded, data.min_image_size),
+                num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _read_pass(inputs, data, *, seed):
+  """One shuffled pass over `inputs` as (key, encoded) pairs, unchecked."""
   files = list(inputs.files)
   ds = tf.data.Dataset.from_tensor_slices(files)
   ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
   ds = sources.read(ds, inputs.format)
   if inputs.format != 'folder' and data.shuffle_buffer > 1:  # a folder's file shuffle is complete
     ds = ds.shuffle(data.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-  if data.skip_corrupt:
-    return _skip_bad(ds, data.min_image_size)
-  return ds.map(lambda key, encoded: _assert_good(key, encoded, data.min_image_size),
-                num_parallel_calls=tf.data.AUTOTUNE)
+  return ds
 
 
 def _assert_good(key, encoded, min_image_size):
@@ -157,14 +170,21 @@ def example_seed(base_seed, index, key):
 
 
 def make_pair(encoded, seed, data):
-  """The training example of one encoded image: two augmented views with their boxes and flips."""
+  """The training example of one encoded image: two augmented views with their boxes and flips.
+
+  The views are mirrored while they are resized (free on the DCT-scaled path), so the
+  augmentations are drawn first and applied without their flip.
+  """
   view_seed, seed1, seed2 = tf.unstack(tf.random.split(seed, 3))
+  params1 = augment.sample_augmentation(seed1, 1)
+  params2 = augment.sample_augmentation(seed2, 2)
   pair = views.make_views(
       encoded, view_seed, image_size=data.image_size, iou_threshold=data.iou_threshold,
       max_pair_tries=data.max_pair_tries, pair_candidates=data.pair_candidates,
       area_range=tuple(data.area_range), aspect_ratio_range=tuple(data.aspect_ratio_range),
-      decode_and_crop=data.decode_and_crop)
-  view1, flip1 = augment.byol_augment(pair['view1'], seed1, 1)
-  view2, flip2 = augment.byol_augment(pair['view2'], seed2, 2)
+      decode_and_crop=data.decode_and_crop, max_decode_ratio=data.max_decode_ratio,
+      flips=(params1['flip'], params2['flip']))
+  view1 = augment.apply_augmentation(pair['view1'], params1, apply_flip=False)
+  view2 = augment.apply_augmentation(pair['view2'], params2, apply_flip=False)
   return {'view1': view1, 'view2': view2, 'box1': pair['box1'], 'box2': pair['box2'],
-          'flip1': flip1, 'flip2': flip2, 'fallback': pair['fallback']}
+          'flip1': params1['flip'], 'flip2': params2['flip'], 'fallback': pair['fallback']}

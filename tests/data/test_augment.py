@@ -34,7 +34,7 @@ def random_image(rng, size=64):
   return rng.uniform(0, 1, (size, size, 3)).astype(np.float32)
 
 
-@pytest.mark.parametrize('size', [64, 224])
+@pytest.mark.parametrize('size', [32, 50, 64, 100, 224])  # 50, 100: blocks of 32 overhang
 def test_gaussian_blur_matches_numpy_separable_reflect(size):
   rng = np.random.default_rng(size)
   image = random_image(rng, size)
@@ -51,6 +51,40 @@ def test_solarize_grayscale_flip_normalize_match_numpy():
   np.testing.assert_allclose(augment.to_grayscale(image).numpy(), np_gray(image), atol=1e-5)
   np.testing.assert_array_equal(augment.flip(image).numpy(), image[:, ::-1])
   np.testing.assert_allclose(augment.normalize(image).numpy(), np_normalize(image), atol=1e-5)
+
+
+def test_solarize_as_a_minimum_is_the_select_bit_for_bit():
+  rng = np.random.default_rng(5)
+  image = np.concatenate([random_image(rng).ravel(), [0.0, 0.5, np.nextafter(0.5, 0), 1.0]])
+  image = image.astype(np.float32)
+  np.testing.assert_array_equal(augment.solarize(image).numpy(),
+                                np.where(image < 0.5, image, np.float32(1) - image))
+  np.testing.assert_array_equal(augment.solarize(image, 0.3).numpy(),
+                                np.where(image < 0.3, image, np.float32(1) - image))
+
+
+def test_normalize_view_is_normalize():
+  image = random_image(np.random.default_rng(6), 32)
+  np.testing.assert_allclose(augment.normalize_view(tf.constant(image)).numpy(),
+                             augment.normalize(image).numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize('order', [[2, 3, 0, 1], [3, 2, 1, 0], [0, 2, 1, 3]])
+def test_hsv_ops_keep_images_in_range_so_jitter_clips_only_brightness_and_contrast(order):
+  # color_jitter clips after brightness and contrast only: the HSV ops move a value between its
+  # pixel's channel min and max, so the clips after them, as SimCLR writes, change nothing
+  image = random_image(np.random.default_rng(7))
+  for params in ((0.4, 1.4, 1.2, 0.1), (-0.4, 0.6, 0.8, -0.1), (0.0, 1.0, 1.2, 0.05)):
+    got = augment.color_jitter(image, *params, tf.constant(order)).numpy()
+    ops = [lambda x: augment.adjust_brightness(x, params[0]),
+           lambda x: augment.adjust_contrast(x, params[1]),
+           lambda x: augment.adjust_saturation(x, params[2]),
+           lambda x: augment.adjust_hue(x, params[3])]
+    expected = image
+    for op in order:
+      expected = tf.clip_by_value(ops[op](expected), 0.0, 1.0)
+    assert got.min() >= 0 and got.max() <= 1
+    np.testing.assert_allclose(got, expected.numpy(), atol=1e-6)
 
 
 def np_brightness_contrast(image, delta, factor, brightness_first):
@@ -134,6 +168,15 @@ def test_apply_augmentation_applies_exactly_the_drawn_ops(flag, reference):
     params[flag] = True
   got = augment.apply_augmentation(image, params).numpy()
   np.testing.assert_allclose(got, np_normalize(np.clip(reference(image), 0, 1)), atol=1e-4)
+
+
+def test_apply_augmentation_can_leave_the_flip_to_the_resize():
+  image = random_image(np.random.default_rng(8))
+  params = no_augmentation()
+  params['flip'] = True
+  params['solarize'] = True
+  mirrored = augment.apply_augmentation(image[:, ::-1], params, apply_flip=False).numpy()
+  np.testing.assert_array_equal(mirrored, augment.apply_augmentation(image, params).numpy())
 
 
 @pytest.mark.parametrize('view', [1, 2])

@@ -9,9 +9,11 @@ import pytest
 import tensorflow as tf
 
 from multisiam_tf import config as config_lib
+from multisiam_tf.data import augment
 from multisiam_tf.data import pipeline
 from multisiam_tf.data import sources
 from multisiam_tf.data import synthetic
+from multisiam_tf.data import views
 
 SIZE = 32
 KEYS = {'view1', 'view2', 'box1', 'box2', 'flip1', 'flip2', 'fallback'}
@@ -174,3 +176,31 @@ def test_tf_data_service_delivers_batches(tfrecords):
   assert all(set(b) == KEYS and b['view1'].shape == (4, SIZE, SIZE, 3) for b in batches)
   worker.stop()
   dispatcher.stop()
+
+
+@pytest.mark.parametrize('max_decode_ratio', [1, 8])
+def test_make_pair_flips_while_resizing_and_draws_as_byol_augment(max_decode_ratio):
+  # make_pair mirrors each view as it is resized (free on the DCT-scaled path) and augments
+  # without the flip: the example equals resizing unflipped, then byol_augment with the same
+  # seeds; the mirrored resize samples the same points right to left (float32 rounding of
+  # the sample points: < 1e-4 in normalised units)
+  data = _config('').data
+  data.max_decode_ratio = max_decode_ratio
+  encoded = _encode(synthetic.make_scene(5, 240, 320).image, 'JPEG')
+  flips = []
+  for s in range(6):
+    seed = tf.constant([s, 4], tf.int64)
+    got = pipeline.make_pair(encoded, seed, data)
+    view_seed, seed1, seed2 = tf.unstack(tf.random.split(seed, 3))
+    pair = views.make_views(
+        encoded, view_seed, image_size=SIZE, iou_threshold=data.iou_threshold,
+        max_pair_tries=data.max_pair_tries, pair_candidates=data.pair_candidates,
+        area_range=tuple(data.area_range), aspect_ratio_range=tuple(data.aspect_ratio_range),
+        max_decode_ratio=max_decode_ratio)
+    for v, view_seed_v in ((1, seed1), (2, seed2)):
+      expected, flip = augment.byol_augment(pair[f'view{v}'], view_seed_v, v)
+      assert bool(got[f'flip{v}']) == bool(flip)
+      np.testing.assert_allclose(got[f'view{v}'].numpy(), expected.numpy(), atol=1e-4)
+      np.testing.assert_array_equal(got[f'box{v}'].numpy(), pair[f'box{v}'].numpy())
+      flips.append(bool(flip))
+  assert any(flips) and not all(flips)

@@ -1,5 +1,5 @@
 """View pairs and decoding against numpy references: torchvision's crop sampler, pixel IoU,
-full decode then crop, and TF's half-pixel bilinear resize."""
+full decode then crop, TF's half-pixel bilinear resize, and the DCT-scaled decode's sampling."""
 
 import io
 import math
@@ -260,11 +260,13 @@ def np_resize_bilinear(image, size):
 
 
 def test_make_views_crop_path_equals_full_decode_path_for_444_jpegs():
+  # the ratio-1 path (no DCT scaling) is the full decode's crop, bit for bit; the scaled path is
+  # tested against the scaled decode below
   rng = np.random.default_rng(12)
   pixels = smooth_image(rng, (240, 320), cell=8)
   for jpeg in jpegs_444(rng, pixels):
     for s in range(3):
-      cropped = views.make_views(jpeg, seed(s, 1), **view_kwargs())
+      cropped = views.make_views(jpeg, seed(s, 1), **view_kwargs(max_decode_ratio=1))
       full = views.make_views(jpeg, seed(s, 1), **view_kwargs(decode_and_crop=False))
       for key in cropped:
         np.testing.assert_array_equal(cropped[key].numpy(), full[key].numpy(), key)
@@ -274,7 +276,7 @@ def test_make_views_crop_path_is_close_to_full_decode_path_for_420_jpegs():
   rng = np.random.default_rng(13)
   pixels = smooth_image(rng, (240, 320))
   for jpeg in jpegs_420(rng, pixels):
-    cropped = views.make_views(jpeg, seed(4, 2), **view_kwargs())
+    cropped = views.make_views(jpeg, seed(4, 2), **view_kwargs(max_decode_ratio=1))
     full = views.make_views(jpeg, seed(4, 2), **view_kwargs(decode_and_crop=False))
     for key in ('view1', 'view2'):
       assert np.abs(cropped[key].numpy() - full[key].numpy()).max() <= 16 / 255
@@ -300,7 +302,8 @@ def test_views_are_the_boxes_of_the_decoded_image_resized(kind):
     expected = views.decode_rgb(encoded).numpy()
     assert np.array_equal(expected[..., 0], expected[..., 2])
   np.testing.assert_array_equal(views.encoded_hw(encoded).numpy(), hw)
-  out = views.make_views(encoded, seed(7, 7), **view_kwargs())
+  # ratio 1: the box of the full-resolution decode, resized (the DCT-scaled path: tests below)
+  out = views.make_views(encoded, seed(7, 7), **view_kwargs(max_decode_ratio=1))
   box1, box2, fallback = views.sample_pair(seed(7, 7), hw, 0.5, 100, 32, AREA, RATIO)
   np.testing.assert_array_equal(out['box1'].numpy(), box1.numpy())
   np.testing.assert_array_equal(out['box2'].numpy(), box2.numpy())
@@ -328,3 +331,134 @@ def test_make_views_in_a_tf_data_map_over_mixed_formats():
     assert out['box1'].shape == (4,) and out['fallback'].dtype == tf.bool
     windows = pixel_windows(np.stack([out['box1'], out['box2']]), image.shape[:2])
     assert np.all(windows[:, 2:] <= image.shape[:2]) and np.all(windows[:, 2:] > windows[:, :2])
+
+
+@pytest.mark.parametrize('side, image_size, max_ratio, expected', [
+    (447, 224, 8, 1), (448, 224, 8, 2), (895, 224, 8, 2), (896, 224, 8, 4), (1792, 224, 8, 8),
+    (5000, 224, 8, 8), (5000, 224, 2, 2), (5000, 224, 1, 1), (100, 48, 8, 2), (20, 48, 8, 1)])
+def test_decode_ratio_is_the_coarsest_keeping_every_window_side_at_least_image_size(
+    side, image_size, max_ratio, expected):
+  # the smaller window's shorter side decides: here window 2 is side x (side + 50)
+  windows = tf.constant([[0, 0, side + 300, side + 400], [10, 20, 10 + side, 70 + side]],
+                        tf.float32)
+  assert int(views.decode_ratio(windows, image_size, max_ratio)) == expected
+
+
+def test_scaled_decode_window_equals_the_scaled_full_decode_cropped():
+  # at 1/2, 1/4, 1/8 libjpeg scales chroma in the DCT too: no upsampling, so no outer ring even
+  # for 4:2:0; the scaled image is ceil(H / r) x ceil(W / r)
+  rng = np.random.default_rng(20)
+  hw = (203, 181)
+  pixels = rng.integers(0, 256, hw + (3,), dtype=np.uint8)
+  for jpeg in jpegs_444(rng, pixels) + jpegs_420(rng, pixels):
+    for ratio in (2, 4, 8):
+      full = tf.io.decode_jpeg(jpeg, channels=3, ratio=ratio).numpy()
+      assert full.shape[:2] == tuple(-(-n // ratio) for n in hw)
+      for y1, x1, y2, x2 in random_windows(rng, full.shape[:2], 5):
+        np.testing.assert_array_equal(
+            views.decode_window(jpeg, [y1, x1, y2, x2], ratio).numpy(), full[y1:y2, x1:x2])
+
+
+def np_bilinear_at(image, ys, xs):
+  """Bilinear samples of `image` at rows `ys` x columns `xs` (pixel-centre coordinates)."""
+  image = image.astype(np.float64)
+
+  def axis(q, n):
+    lower = np.floor(q).astype(int)
+    return np.clip(lower, 0, n - 1), np.clip(lower + 1, 0, n - 1), q - lower
+  (y0, y1, fy), (x0, x1, fx) = axis(ys, image.shape[0]), axis(xs, image.shape[1])
+  rows = image[y0] * (1 - fy)[:, None, None] + image[y1] * fy[:, None, None]
+  return rows[:, x0] * (1 - fx)[None, :, None] + rows[:, x1] * fx[None, :, None]
+
+
+def box_average(image, ratio):
+  """Mean of each ratio x ratio block (edge blocks padded by repetition): [ceil(H / r), ...]."""
+  h, w = image.shape[:2]
+  padded = np.pad(image.astype(np.float64), [(0, -h % ratio), (0, -w % ratio), (0, 0)], 'edge')
+  return padded.reshape(padded.shape[0] // ratio, ratio, padded.shape[1] // ratio, ratio,
+                        3).mean((1, 3))
+
+
+def scaled_view_cases(hw, cell, n_seeds):
+  """(jpeg, ratio, window, view, flip) for the views of n_seeds pairs that take the scaled path."""
+  rng = np.random.default_rng(hw[0] + cell)
+  pixels = smooth_image(rng, hw, cell=cell)
+  cases = []
+  for jpeg in (encode(pixels, 'JPEG', quality=90, subsampling=0),
+               encode(pixels, 'JPEG', quality=90, subsampling=2)):
+    for s in range(n_seeds):
+      flips = (bool(s % 2), bool(s % 3 == 0))
+      out = views.make_views(jpeg, seed(s, 3), **view_kwargs(flips=flips))
+      windows = np.stack([pixel_windows(out[b].numpy(), hw) for b in ('box1', 'box2')])
+      ratio = int(views.decode_ratio(tf.constant(windows, tf.float32), 48))
+      if ratio > 1:
+        cases += [(jpeg, ratio, windows[k], out[v].numpy(), flips[k])
+                  for k, v in enumerate(('view1', 'view2'))]
+  return cases
+
+
+def sample_points(window, size=48):
+  """Where a half-pixel bilinear resize of the pixel window to size x size samples it."""
+  y1, x1, y2, x2 = window
+  return (y1 + (np.arange(size) + 0.5) * (y2 - y1) / size - 0.5,
+          x1 + (np.arange(size) + 0.5) * (x2 - x1) / size - 0.5)
+
+
+@pytest.mark.parametrize('hw', [(240, 320), (480, 640)])
+def test_scaled_views_sample_the_scaled_image_where_the_full_resize_samples(hw):
+  # The geometry is exact: each view is the scaled decode sampled bilinearly at the points
+  # where resizing its full-resolution window samples, p -> (p + 0.5) / r - 0.5 (scaled pixel k
+  # covers original pixels [k r, (k + 1) r)); mirrored where flipped. Float32 box arithmetic
+  # moves a sample by < 1e-4 px: 1e-4 of the [0, 1] range bounds it (measured 6e-6).
+  cases = scaled_view_cases(hw, 16, 10)
+  assert {c[1] for c in cases} >= ({2, 4} if hw[0] == 240 else {4, 8})  # ratios exercised
+  for jpeg, ratio, window, view, flip in cases:
+    ys, xs = sample_points(window)
+    scaled = tf.io.decode_jpeg(jpeg, channels=3, ratio=ratio).numpy()
+    expected = np_bilinear_at(scaled, (ys + 0.5) / ratio - 0.5, (xs + 0.5) / ratio - 0.5) / 255
+    np.testing.assert_allclose(view, expected[:, ::-1] if flip else expected, atol=1e-4)
+    assert view.min() >= 0 and view.max() <= 1
+
+
+def test_scaled_views_are_the_box_averaged_image_resized():
+  # DCT scaling keeps each 8x8 block's lowest frequencies, a low-pass close to averaging r x r
+  # pixels: against the full decode box-averaged and sampled at the same points, views of
+  # smooth images (detail at 32 px) differ by about 1 level of 255 on average and a few at
+  # most (measured mean 0.95, max 4.1 over both subsamplings)
+  for jpeg, ratio, window, view, flip in scaled_view_cases((480, 640), 32, 12):
+    ys, xs = sample_points(window)
+    reference = np_bilinear_at(box_average(tf.io.decode_jpeg(jpeg, channels=3).numpy(), ratio),
+                               (ys + 0.5) / ratio - 0.5, (xs + 0.5) / ratio - 0.5) / 255
+    diff = np.abs(view - (reference[:, ::-1] if flip else reference)) * 255
+    assert diff.mean() <= 2.0 and diff.max() <= 12.0, (ratio, diff.mean(), diff.max())
+
+
+def test_boxes_are_exact_whatever_the_decode_ratio():
+  rng = np.random.default_rng(22)
+  hw = (480, 640)
+  jpeg = encode(smooth_image(rng, hw), 'JPEG', quality=90)
+  ratios = set()
+  for s in range(8):
+    out = views.make_views(jpeg, seed(s, 5), **view_kwargs())
+    box1, box2, fallback = views.sample_pair(seed(s, 5), hw, 0.5, 100, 32, AREA, RATIO)
+    np.testing.assert_array_equal(out['box1'].numpy(), box1.numpy())
+    np.testing.assert_array_equal(out['box2'].numpy(), box2.numpy())
+    assert out['fallback'].numpy() == fallback.numpy()
+    ratios.add(int(views.decode_ratio(pixel_windows(np.stack([box1, box2]), hw), 48)))
+  assert ratios - {1}, ratios  # the DCT-scaled path was taken
+
+
+@pytest.mark.parametrize('max_decode_ratio', [1, 8])
+def test_flips_mirror_the_views_and_leave_the_boxes(max_decode_ratio):
+  rng = np.random.default_rng(23)
+  jpeg = encode(smooth_image(rng, (240, 320)), 'JPEG', quality=90)
+  for s in range(4):
+    kwargs = view_kwargs(max_decode_ratio=max_decode_ratio)
+    plain = views.make_views(jpeg, seed(s, 6), **kwargs)
+    flipped = views.make_views(jpeg, seed(s, 6), **kwargs, flips=(True, False))
+    for key in ('box1', 'box2', 'fallback'):
+      np.testing.assert_array_equal(plain[key].numpy(), flipped[key].numpy())
+    np.testing.assert_array_equal(plain['view2'].numpy(), flipped['view2'].numpy())
+    # ratio 1 reverses the resized view; the scaled path samples the same points right to left
+    np.testing.assert_allclose(flipped['view1'].numpy(), plain['view1'].numpy()[:, ::-1],
+                               atol=0 if max_decode_ratio == 1 else 1e-4)
