@@ -2,7 +2,7 @@ r"""Throughput benchmarks; `--what` picks one (BENCHMARKS below), results go to 
 
   python scripts/benchmark.py --what input --out runs/benchmark_input.json
 
-input: view pairs per second per CPU core on generated 1920x1280 quality-90 JPEGs, for
+input: view pairs per second per CPU core on generated 1920x1280 quality-90 JPEGs (or --jpegs), for
   tf_data            this pipeline (pipeline.make_dataset: decode-and-crop of the pair's union,
                      DCT-scaled to the coarsest 1/r that keeps both views >= image_size)
   tf_data_full       the same with data.decode_and_crop=False (full decode, then crop)
@@ -16,8 +16,10 @@ input: view pairs per second per CPU core on generated 1920x1280 quality-90 JPEG
   shared machine does not flatter or penalise the multi-threaded loaders; pairs per wall second
   and the cores tf.data may use (os.sched_getaffinity) are reported beside it. Each of --rounds
   rounds times every loader in turn (a tf.data pipeline is built, warmed up, timed and torn
-  down within its turn, so none works in the background of another's timing); the table gives
-  each loader's median over the rounds, and the JSON every round.
+  down within its turn, so none works in the background of another's timing), after
+  --warmup_rounds untimed ones (the first round in a process runs cold: allocator growth, page
+  faults). "vs PIL/core" is the median over rounds of each round's ratio to pil_loader, pairs
+  measured side by side; the other columns are medians over rounds; the JSON has every round.
 """
 
 import gc
@@ -48,12 +50,16 @@ from multisiam_tf.data import synthetic
 
 _OUT = flags.DEFINE_string('out', None, 'JSON file for the results (optional).')
 _IMAGES = flags.DEFINE_integer('images', 32, 'input: number of generated JPEGs.', lower_bound=1)
+_JPEGS = flags.DEFINE_string('jpegs', None, 'input: a glob of JPEG files to time instead of '
+                             'generated scenes (camera frames of a real dataset).')
 _HEIGHT = flags.DEFINE_integer('height', 1280, 'input: JPEG height.')
 _WIDTH = flags.DEFINE_integer('width', 1920, 'input: JPEG width.')
 _PAIRS = flags.DEFINE_integer('pairs', 256, 'input: view pairs timed per loader.', lower_bound=1)
 _BATCH = flags.DEFINE_integer('batch', 32, 'input: tf.data batch size.', lower_bound=1)
-_ROUNDS = flags.DEFINE_integer('rounds', 3, 'input: rounds, each timing every loader once; the '
+_ROUNDS = flags.DEFINE_integer('rounds', 5, 'input: rounds, each timing every loader once; the '
                                'table gives medians over rounds.', lower_bound=1)
+_WARMUP_ROUNDS = flags.DEFINE_integer('warmup_rounds', 1, 'input: untimed rounds first.',
+                                      lower_bound=0)
 
 
 def _cpu_seconds():
@@ -78,11 +84,24 @@ def _write_jpegs(folder, num, height, width):
     Image.fromarray(scene.image).save(os.path.join(folder, f'{i:03d}.jpg'), quality=90)
 
 
-def _tf_loader(data, folder, batch):
+def _jpeg_files(folder):
+  """(data path, sorted files, description) of the timed JPEGs: --jpegs's matches, or scenes
+  generated into `folder`."""
+  if _JPEGS.value:
+    files = sorted(tf.io.gfile.glob(_JPEGS.value))
+    if not files:
+      raise app.UsageError(f'--jpegs {_JPEGS.value!r} matches no file')
+    return _JPEGS.value, files, f'{len(files)} JPEGs matching {_JPEGS.value}'
+  _write_jpegs(folder, _IMAGES.value, _HEIGHT.value, _WIDTH.value)
+  files = sorted(os.path.join(folder, f) for f in os.listdir(folder))
+  return folder, files, f'{_IMAGES.value} JPEGs of {_WIDTH.value}x{_HEIGHT.value}, quality 90'
+
+
+def _tf_loader(data, path, batch):
   """A run(pairs) function that draws pairs from pipeline.make_dataset, warmed up."""
   config = config_lib.defaults()
   config.data = data
-  config.data.path = folder
+  config.data.path = path
   iterator = iter(pipeline.make_dataset(config, seed=0, batch_size=batch))
   for _ in range(2):  # tracing and start-up stay out of the timing; then the buffers run empty
     next(iterator)
@@ -179,35 +198,35 @@ def benchmark_input():
   data = config_lib.defaults().data
   cores = len(os.sched_getaffinity(0))
   with tempfile.TemporaryDirectory() as folder:
-    _write_jpegs(folder, _IMAGES.value, _HEIGHT.value, _WIDTH.value)
-    files = sorted(os.path.join(folder, f) for f in os.listdir(folder))
+    path, files, images = _jpeg_files(folder)
     pil, lean = _PilLoader(data, files), _PilLoader(data, files, always_convert=False)
     pil(2)  # warm the file cache and PIL's codecs
     full = config_lib.defaults().data
     full.decode_and_crop = False
     loaders = {  # name: (make the run(pairs) function, warmed up; cores it may use)
-        'tf_data': (lambda: _tf_loader(data, folder, _BATCH.value), cores),
-        'tf_data_full': (lambda: _tf_loader(full, folder, _BATCH.value), cores),
+        'tf_data': (lambda: _tf_loader(data, path, _BATCH.value), cores),
+        'tf_data_full': (lambda: _tf_loader(full, path, _BATCH.value), cores),
         'pil_loader': (lambda: pil, 1),
         'pil_loader_lean': (lambda: lean, 1),
     }
     rounds = {name: [] for name in loaders}
-    for _ in range(_ROUNDS.value):
+    for round_index in range(_WARMUP_ROUNDS.value + _ROUNDS.value):
       for name, (make, loader_cores) in loaders.items():
         run = make()
-        rounds[name].append(_timed(name, run, _PAIRS.value, loader_cores))
+        figures = _timed(name, run, _PAIRS.value, loader_cores)
+        if round_index >= _WARMUP_ROUNDS.value:
+          rounds[name].append(figures)
         del run
         gc.collect()  # the tf.data iterator and its threads go before the next loader's turn
   results = {name: _median_figures(figures) for name, figures in rounds.items()}
-  baseline = results['pil_loader']['pairs_per_cpu_s']
   for name, result in results.items():
-    result['per_core_vs_pil'] = result['pairs_per_cpu_s'] / baseline
     result['per_core_vs_pil_by_round'] = [
         r['pairs_per_cpu_s'] / p['pairs_per_cpu_s']
         for r, p in zip(rounds[name], rounds['pil_loader'])]
-  return {'images': f'{_IMAGES.value} JPEGs of {_WIDTH.value}x{_HEIGHT.value}, quality 90',
+    result['per_core_vs_pil'] = float(np.median(result['per_core_vs_pil_by_round']))
+  return {'images': images,
           'view_size': data.image_size, 'iou_threshold': data.iou_threshold,
-          'rounds': _ROUNDS.value, 'results': results}
+          'rounds': _ROUNDS.value, 'warmup_rounds': _WARMUP_ROUNDS.value, 'results': results}
 
 
 BENCHMARKS = {'input': benchmark_input}

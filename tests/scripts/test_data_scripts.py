@@ -56,12 +56,28 @@ def test_inspect_views_draws_one_row_per_image(demo_data, tmp_path):
 def test_input_benchmark_reports_every_loader(tmp_path):
   out = str(tmp_path / 'input.json')
   result = _run('benchmark.py', '--what', 'input', '--images', '2', '--height', '96',
-                '--width', '128', '--pairs', '4', '--batch', '2', '--out', out)
+                '--width', '128', '--pairs', '4', '--batch', '2', '--rounds', '2',
+                '--warmup_rounds', '1', '--out', out)
   with open(out) as f:
     report = json.load(f)
   loaders = {'tf_data', 'tf_data_full', 'pil_loader', 'pil_loader_lean'}
   assert set(report['results']) == loaders
   for name, figures in report['results'].items():
     assert figures['pairs'] == 4 and figures['pairs_per_cpu_s'] > 0
+    assert len(figures['per_core_vs_pil_by_round']) == 2  # the warm-up round is not reported
     assert name in result.stdout
   assert report['results']['pil_loader']['per_core_vs_pil'] == 1.0
+
+
+def test_input_benchmark_on_given_jpegs_and_a_glob_matching_nothing(tmp_path):
+  for i in range(2):
+    Image.fromarray(synthetic.make_scene(i, 80, 112).image).save(tmp_path / f'{i}.jpg')
+  out = str(tmp_path / 'input.json')
+  _run('benchmark.py', '--what', 'input', '--jpegs', str(tmp_path / '*.jpg'), '--pairs', '2',
+       '--batch', '2', '--rounds', '1', '--warmup_rounds', '0', '--out', out)
+  with open(out) as f:
+    assert json.load(f)['images'] == f'2 JPEGs matching {tmp_path}/*.jpg'
+  result = subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'benchmark.py'),
+                           '--what', 'input', '--jpegs', str(tmp_path / '*.png')],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert result.returncode != 0 and f"'{tmp_path}/*.png' matches no file" in result.stderr
