@@ -43,7 +43,8 @@ class BatchNorm(keras.layers.BatchNormalization):
   instead of Keras 3's chain of unfused ops (DESIGN.md: those halved CPU training speed).
   float16/bfloat16 inputs go to the kernel as they are (it accumulates in float32 with float32
   statistics, also on CPU). Cross-replica statistics (`synchronized=True`), masks, batch
-  renormalisation, other ranks or a non-last axis use the parent's path.
+  renormalisation, other ranks or a non-last axis use the parent's path; its cross-replica
+  moments take one all-reduce per layer here (`_moments`).
   """
 
   def call(self, inputs, training=None, mask=None):
@@ -69,6 +70,22 @@ class BatchNorm(keras.layers.BatchNormalization):
           variance=self.moving_variance, epsilon=self.epsilon, data_format='NHWC',
           is_training=False)
     return tf.cast(outputs, self.compute_dtype)
+
+  def _moments(self, inputs, mask):
+    """Batch mean and variance over all replicas from one all-reduce of [sum, sum of squares,
+    count], where Keras issues three (and builds a ones tensor the size of `inputs` to count)."""
+    context = tf.distribute.get_replica_context()
+    if not self.synchronized or mask is not None or context is None:
+      return super()._moments(inputs, mask)
+    axes = self._reduction_axes
+    count = tf.reduce_prod(tf.gather(tf.shape(inputs), axes))
+    local = tf.concat([tf.reduce_sum(inputs, axes), tf.reduce_sum(tf.square(inputs), axes),
+                       tf.cast(count, inputs.dtype)[None]], 0)
+    total, squares, count = tf.split(context.all_reduce(tf.distribute.ReduceOp.SUM, local),
+                                     [inputs.shape[self.axis]] * 2 + [1])
+    mean = tf.math.divide_no_nan(total, count)
+    variance = tf.maximum(tf.math.divide_no_nan(squares, count) - tf.square(mean), 0.0)
+    return mean, variance
 
 
 def _channels(base, width):

@@ -1,5 +1,9 @@
 """ResNet v1.5 and the fused BatchNorm against Keras' BN and a plain numpy torchvision forward."""
 
+import pathlib
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -111,6 +115,63 @@ def test_batchnorm_uses_fused_kernel_except_when_synchronized():
   x = rng.normal(size=(2, 4, 4, 3)).astype(np.float32)
   np.testing.assert_allclose(ours(x, training=True), theirs(x, training=True), rtol=1e-5,
                              atol=1e-5)
+
+
+_SYNC_BN_TWO_REPLICAS = """
+import numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices('CPU')[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from multisiam_tf.models import resnet
+
+rng = np.random.default_rng(7)
+x = rng.normal(1.0, 2.0, (4, 5, 3, 6)).astype(np.float32)  # two replicas of 2 images
+dy = rng.normal(size=x.shape).astype(np.float32)
+gamma, beta = rng.normal(size=6).astype(np.float32), rng.normal(size=6).astype(np.float32)
+strategy = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
+with strategy.scope():
+  layer = resnet.BatchNorm(momentum=0.9, epsilon=1e-5, synchronized=True)
+  layer.build(x.shape)
+  layer.gamma.assign(gamma)
+  layer.beta.assign(beta)
+
+@tf.function
+def step(xs, dys):
+  def replica(x, dy):
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      y = layer(x, training=True)
+    return y, tape.gradient(y, x, output_gradients=dy)
+  return strategy.run(replica, (xs, dys))
+
+def halves(a):
+  return strategy.experimental_distribute_values_from_function(
+      lambda ctx: tf.constant(a[2 * ctx.replica_id_in_sync_group:][:2]))
+
+y, dx = step(halves(x), halves(dy))
+y = np.concatenate([t.numpy() for t in y.values])
+dx = np.concatenate([t.numpy() for t in dx.values])
+# numpy batch norm over the global batch of 4, forward and backward
+n = x.size // 6
+mean, var = x.mean((0, 1, 2)), x.var((0, 1, 2))
+xhat = (x - mean) / np.sqrt(var + 1e-5)
+np.testing.assert_allclose(y, xhat * gamma + beta, rtol=1e-4, atol=1e-4)
+g = dy * gamma
+want_dx = (n * g - g.sum((0, 1, 2)) - xhat * (g * xhat).sum((0, 1, 2))) / (n * np.sqrt(var + 1e-5))
+np.testing.assert_allclose(dx, want_dx, rtol=1e-4, atol=1e-4)
+for v in layer.moving_mean.value.values:
+  np.testing.assert_allclose(v.numpy(), 0.1 * mean, rtol=1e-5, atol=1e-6)
+for v in layer.moving_variance.value.values:
+  np.testing.assert_allclose(v.numpy(), 0.9 + 0.1 * var, rtol=1e-5, atol=1e-6)
+print('sync batch norm equals numpy over the global batch')
+"""
+
+
+def test_synchronized_batchnorm_over_two_replicas_is_numpy_batchnorm_of_the_global_batch():
+  # Logical devices must be set before TensorFlow initialises them: a fresh interpreter.
+  result = subprocess.run([sys.executable, '-c', _SYNC_BN_TWO_REPLICAS], capture_output=True,
+                          text=True, cwd=pathlib.Path(__file__).parents[2], timeout=300,
+                          check=False)
+  assert 'equals numpy over the global batch' in result.stdout, result.stderr[-3000:]
 
 
 def test_batchnorm_keeps_keras_config_and_variables():
