@@ -120,8 +120,8 @@ def waymo_recipe(arg=''):
 
 
 def _choice(*names):
-  # by type too: True == 1 and 8.0 == 8 in Python
-  return lambda v: any(type(v) is type(n) and v == n for n in names), 'one of ' + ', '.join(repr(n) for n in names)
+  # True == 1 in Python: a bool matches only a bool
+  return lambda v: any(v == n and isinstance(v, bool) == isinstance(n, bool) for n in names), 'one of ' + ', '.join(repr(n) for n in names)
 
 
 def _interval(lo, hi, closed_lo=True, closed_hi=True):

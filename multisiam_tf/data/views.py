@@ -5,8 +5,8 @@ the window alone and cropping it from the full decode give the same pixels. Boxe
 module as `[y1, x1, y2, x2]` normalised to the original image; windows are the same in pixels.
 A JPEG pair decodes only the union of its windows, scaled by 1/2, 1/4 or 1/8 in the DCT domain
 when both windows stay at least image_size pixels a side (libjpeg's reduced IDCT costs a
-fraction of the full one; the views are then sampled at exactly the points a full-resolution
-resize samples, so boxes stay exact). Every function is stateless (`seed` is a `[2]` int
+fraction of the full one; the views are then sampled at the points a full-resolution resize
+samples, to 1e-3 scaled pixels, so boxes stay exact). Every function is stateless (`seed` is a `[2]` int
 tensor) and graph-safe inside `tf.data`.
 """
 
@@ -133,9 +133,10 @@ def decode_window(encoded, window, ratio=1):
   """uint8 RGB pixels of a whole-pixel window `[y1, x1, y2, x2]` of a JPEG, decoding only it.
 
   Equals the full decode cropped, except on the window's outer pixel ring of chroma-subsampled
-  (4:2:0) JPEGs, where chroma upsampling lacks the neighbours outside the window. With `ratio`
-  (a Python int in DECODE_RATIOS) the window is in the coordinates of the image scaled by
-  1 / ratio in the DCT domain, whose size is ceil(H / ratio) x ceil(W / ratio).
+  (4:2:0, 4:2:2) JPEGs, where chroma upsampling lacks the neighbours outside the window. With
+  `ratio` (a Python int in DECODE_RATIOS) the window is in the coordinates of the image scaled
+  by 1 / ratio in the DCT domain, whose size is ceil(H / ratio) x ceil(W / ratio); there 4:2:0
+  chroma is scaled in the DCT, not upsampled, and has no such ring (4:2:2 keeps it at 2 and 4).
   """
   y1, x1, y2, x2 = tf.unstack(tf.cast(window, tf.int32), 4)
   return tf.io.decode_and_crop_jpeg(encoded, tf.stack([y1, x1, y2 - y1, x2 - x1]), channels=3,
@@ -183,7 +184,8 @@ def scaled_sample_boxes(windows, region, ratio, image_size, flips=None):
   mapped to the 1 / ratio scaled image (original pixel p -> (p + 0.5) / ratio - 0.5) and made
   relative to `region`, the decoded part of that image. While window side / ratio >= S, every
   sample lies inside the region (so crop_and_resize never extrapolates); the last sample is kept
-  1e-3 scaled pixels inside to absorb float32 rounding. Where `flips` ([n] bool) is True the
+  1e-3 scaled pixels inside to absorb float32 rounding (so where a window side is r * S, or a
+  few pixels more, it moves by up to 1e-3 scaled pixels). Where `flips` ([n] bool) is True the
   box's x1 and x2 are swapped: crop_and_resize then samples the same points right to left.
 
   windows: float32 `[n, 4]`; region: float32 `[4]` scaled pixel window. Returns `[n, 4]`.

@@ -345,8 +345,9 @@ def test_decode_ratio_is_the_coarsest_keeping_every_window_side_at_least_image_s
 
 
 def test_scaled_decode_window_equals_the_scaled_full_decode_cropped():
-  # at 1/2, 1/4, 1/8 libjpeg scales chroma in the DCT too: no upsampling, so no outer ring even
-  # for 4:2:0; the scaled image is ceil(H / r) x ceil(W / r)
+  # at 1/2, 1/4, 1/8 libjpeg scales 4:2:0 chroma in the DCT too: no upsampling, so no outer
+  # ring (4:2:2 chroma is still upsampled at r = 2, 4 and keeps one); the scaled image is
+  # ceil(H / r) x ceil(W / r)
   rng = np.random.default_rng(20)
   hw = (203, 181)
   pixels = rng.integers(0, 256, hw + (3,), dtype=np.uint8)
@@ -409,7 +410,8 @@ def test_scaled_views_sample_the_scaled_image_where_the_full_resize_samples(hw):
   # The geometry is exact: each view is the scaled decode sampled bilinearly at the points
   # where resizing its full-resolution window samples, p -> (p + 0.5) / r - 0.5 (scaled pixel k
   # covers original pixels [k r, (k + 1) r)); mirrored where flipped. Float32 box arithmetic
-  # moves a sample by < 1e-4 px: 1e-4 of the [0, 1] range bounds it (measured 6e-6).
+  # and the 1e-3 px inset of the last sample move a sample by <= 1e-3 scaled px: on these
+  # smooth images 1e-4 of the [0, 1] range bounds that (measured 6e-6).
   cases = scaled_view_cases(hw, 16, 10)
   assert {c[1] for c in cases} >= ({2, 4} if hw[0] == 240 else {4, 8})  # ratios exercised
   for jpeg, ratio, window, view, flip in cases:

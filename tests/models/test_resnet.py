@@ -118,7 +118,7 @@ def test_batchnorm_uses_fused_kernel_except_when_synchronized():
 
 
 _SYNC_BN_TWO_REPLICAS = """
-import numpy as np, tensorflow as tf
+import keras, numpy as np, tensorflow as tf
 cpu = tf.config.list_physical_devices('CPU')[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from multisiam_tf.models import resnet
@@ -162,6 +162,23 @@ for v in layer.moving_mean.value.values:
   np.testing.assert_allclose(v.numpy(), 0.1 * mean, rtol=1e-5, atol=1e-6)
 for v in layer.moving_variance.value.values:
   np.testing.assert_allclose(v.numpy(), 0.9 + 0.1 * var, rtol=1e-5, atol=1e-6)
+
+# one all-reduce per replica and forward call, where Keras' synchronized BN makes three
+all_reduce = tf.distribute.ReplicaContext.all_reduce
+calls = []
+def counted(*args, **kwargs):
+  calls.append(1)
+  return all_reduce(*args, **kwargs)
+tf.distribute.ReplicaContext.all_reduce = counted
+def forward_all_reduces(bn):
+  calls.clear()
+  tf.function(lambda xs: strategy.run(lambda x: bn(x, training=True), (xs,)))(halves(x))
+  return len(calls)
+with strategy.scope():
+  keras_layer = keras.layers.BatchNormalization(synchronized=True)
+  keras_layer.build(x.shape)
+ours, theirs = forward_all_reduces(layer), forward_all_reduces(keras_layer)
+assert (ours, theirs) == (2, 6), (ours, theirs)
 print('sync batch norm equals numpy over the global batch')
 """
 
