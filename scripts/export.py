@@ -9,12 +9,10 @@ r"""Exports the online backbone of a training run (docs/EXPORT.md).
 """
 
 import os
-import re
 
 from absl import app
 from absl import logging
 from absl.flags import argparse_flags
-import tensorflow as tf
 
 from multisiam_tf.export import detectron2
 from multisiam_tf.export import keras_weights
@@ -36,13 +34,6 @@ def parse(argv):
   return parser.parse_args(argv[1:])
 
 
-def newest_step(workdir):
-  path = tf.train.latest_checkpoint(os.path.join(workdir, loop.CHECKPOINTS))
-  if path is None:
-    raise FileNotFoundError(f'no checkpoint in {workdir}/{loop.CHECKPOINTS}')
-  return int(re.search(r'ckpt-(\d+)$', path).group(1))
-
-
 def default_out(workdir, fmt, step):
   run = os.path.basename(os.path.normpath(workdir))
   return {'saved_model': os.path.join('saved_models', run, str(step)),
@@ -52,7 +43,7 @@ def default_out(workdir, fmt, step):
 
 
 def main(args):
-  step = newest_step(args.workdir) if args.step is None else args.step
+  step = loop.newest_step(args.workdir) if args.step is None else args.step
   backbone, config = loop.restore_backbone(args.workdir, step)
   out = args.out or default_out(args.workdir, args.format, step)
   if args.format == 'saved_model':
@@ -61,7 +52,6 @@ def main(args):
     written = model_garden.export_model_garden(
         backbone, config.model.backbone.depth, config.model.backbone.width, out, step)
   elif args.format == 'detectron2':
-    tf.io.gfile.makedirs(os.path.dirname(out) or '.')
     written = detectron2.export_detectron2(backbone, out)
   else:
     written = keras_weights.export_keras(backbone, out)

@@ -88,15 +88,6 @@ def blur_radius(image_size):
   return image_size // 10 // 2
 
 
-def reflect_blur_matrix(sigma, size):
-  """[size, size] matrix A with A @ x = 1-D gaussian blur of x's rows under reflect padding."""
-  radius = blur_radius(size)
-  source = tf.abs(tf.range(size)[:, None] + tf.range(-radius, radius + 1)[None])
-  source = tf.where(source > size - 1, 2 * (size - 1) - source, source)  # reflect, edge unrepeated
-  taps = tf.one_hot(source, size) * gaussian_kernel(sigma, radius)[None, :, None]
-  return tf.reduce_sum(taps, axis=1)
-
-
 BLUR_BLOCK = 32  # output rows per block of the banded blur
 
 

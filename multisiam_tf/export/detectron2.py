@@ -14,6 +14,7 @@ Kernels are OIHW (Keras' HWIO transposed 3, 2, 0, 1); BN keeps weight, bias, run
 running_var. Detectron2 config keys to set are in docs/EXPORT.md.
 """
 
+import os
 import pickle
 import re
 
@@ -50,6 +51,7 @@ def export_detectron2(backbone, path):
   """Writes the `.pkl` that Detectron2's MODEL.WEIGHTS loads; returns `path`."""
   payload = {'model': detectron2_weights(backbone), '__author__': 'multisiam_tf',
              'matching_heuristics': True}
+  tf.io.gfile.makedirs(os.path.dirname(path) or '.')
   with tf.io.gfile.GFile(path, 'wb') as f:
     pickle.dump(payload, f)
   return path

@@ -33,9 +33,6 @@ import tensorflow as tf
 
 from multisiam_tf.models import resnet
 
-_CONV_VARIABLES = {'weight': 'kernel'}
-_BN_VARIABLES = {'weight': 'gamma', 'bias': 'beta', 'running_mean': 'moving_mean',
-                 'running_var': 'moving_variance'}
 _BLOCK_PARTS = {'_conv1': 'conv1', '_norm1': 'bn1', '_conv2': 'conv2', '_norm2': 'bn2',
                 '_conv3': 'conv3', '_norm3': 'bn3', '_shortcut': 'downsample.0',
                 '_norm0': 'downsample.1'}
@@ -72,30 +69,28 @@ def copy_weights(backbone, mg_resnet):
   """Assigns `backbone`'s values to every variable of Model Garden's ResNet; returns it."""
   ours = {}
   for name, variable in resnet.torchvision_names(backbone):
-    module, suffix = name.rsplit('.', 1)
-    ours.setdefault(module, {})[suffix] = np.asarray(variable)
+    ours.setdefault(name.rsplit('.', 1)[0], {})[variable.name] = np.asarray(variable)
   theirs = model_garden_layers(mg_resnet)
   if set(ours) - set(theirs):
     raise ValueError(f'no Model Garden layer for {sorted(set(ours) - set(theirs))}; '
                      'is depth/width that of the backbone?')
   for module, layer in theirs.items():
     values = ours.get(module) or _identity(layer)
-    names = _BN_VARIABLES if len(layer.weights) == 4 else _CONV_VARIABLES
     if len(values) != len(layer.weights):
       raise ValueError(f'{module}: {sorted(values)} for {len(layer.weights)} variables')
-    for suffix, value in values.items():
-      getattr(layer, names[suffix]).assign(value)  # assign checks the shape
+    for attribute, value in values.items():  # Keras and tf_keras name these alike
+      getattr(layer, attribute).assign(value)  # assign checks the shape
   return mg_resnet
 
 
 def _identity(layer):
   """Values making a projection shortcut the identity (torchvision has none there)."""
   if len(layer.weights) == 1:  # 1x1 Conv2D, stride 1, as many outputs as inputs
-    return {'weight': np.eye(layer.kernel.shape[-1], dtype=np.float32)[None, None]}
+    return {'kernel': np.eye(layer.kernel.shape[-1], dtype=np.float32)[None, None]}
   channels = layer.gamma.shape[0]
-  return {'weight': np.ones(channels, np.float32), 'bias': np.zeros(channels, np.float32),
-          'running_mean': np.zeros(channels, np.float32),
-          'running_var': np.full(channels, 1.0 - layer.epsilon, np.float32)}
+  return {'gamma': np.ones(channels, np.float32), 'beta': np.zeros(channels, np.float32),
+          'moving_mean': np.zeros(channels, np.float32),
+          'moving_variance': np.full(channels, 1.0 - layer.epsilon, np.float32)}
 
 
 def export_model_garden(backbone, depth, width, out_dir, step=0):

@@ -53,8 +53,9 @@ class FeatureExtractor(tf.train.Checkpoint):
     self.regularization_losses = []  # weight decay belongs to the fine-tuning model
     self._image_size = int(image_size)
 
-  def _features(self, normalised, training):
-    endpoints = self.backbone(normalised, training=training)
+  def _features(self, images, training):
+    """Endpoints of float `images` in [0, 1], normalised here as in pretraining."""
+    endpoints = self.backbone(augment.normalize(images), training=training)
     outputs = {name: tf.cast(endpoints[name], tf.float32) for name in OUTPUTS[:-1]}
     outputs['pooled'] = tf.reduce_mean(outputs['c5'], axis=[1, 2])
     return outputs
@@ -63,7 +64,7 @@ class FeatureExtractor(tf.train.Checkpoint):
   def features(self, images):
     # Static shapes are folded away at trace time; EnsureShape checks the fed tensor.
     images = tf.ensure_shape(images, _IMAGES.shape)
-    return self._features(augment.normalize(images / 255.0), training=False)
+    return self._features(images / 255.0, training=False)
 
   @tf.function(input_signature=[_IMAGE_BYTES])
   def serving_default(self, image_bytes):
@@ -76,11 +77,11 @@ class FeatureExtractor(tf.train.Checkpoint):
 
     images = tf.map_fn(decode_and_resize, image_bytes,
                        fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
-    return self._features(augment.normalize(images / 255.0), training=False)
+    return self._features(images / 255.0, training=False)
 
   @tf.function
   def __call__(self, images, training=False):
-    return self._features(augment.normalize(images), training=training)
+    return self._features(images, training=training)
 
 
 def export_saved_model(backbone, out_dir, image_size=224):

@@ -12,6 +12,7 @@ A workdir holds: config.json, checkpoints/ckpt-<step>, train/ (TensorBoard event
 import json
 import math
 import os
+import re
 import signal
 import sys
 import time
@@ -23,8 +24,9 @@ import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
 from multisiam_tf.data import augment
-from multisiam_tf.data import boxes as boxes_lib
 from multisiam_tf.data import pipeline
+from multisiam_tf.eval import visualize
+from multisiam_tf.models import align
 from multisiam_tf.models import multisiam
 from multisiam_tf.train import distribute
 from multisiam_tf.train import lars
@@ -34,9 +36,6 @@ CHECKPOINTS = 'checkpoints'
 EVENTS = 'train'
 CONFIG = 'config.json'
 _IMAGES = 4  # examples drawn in each TensorBoard image summary
-# Cluster colours; a tuple, not a tensor: no TF op may run before a multi-worker strategy exists.
-_PALETTE = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (255, 225, 25), (145, 30, 180),
-            (70, 240, 240), (245, 130, 48), (240, 50, 230))
 
 
 def train(config, workdir, strategy):
@@ -152,16 +151,22 @@ def restore_newest(checkpoint, directory):
   return None
 
 
+def newest_step(workdir):
+  """The step of a run's newest checkpoint."""
+  directory = os.path.join(workdir, CHECKPOINTS)
+  path = tf.train.latest_checkpoint(directory)
+  if path is None:
+    raise FileNotFoundError(f'no checkpoint in {directory}')
+  return int(re.search(r'ckpt-(\d+)$', path).group(1))
+
+
 def restore_backbone(workdir, step=None):
   """(online backbone, config) of a run: the model rebuilt from config.json, only its online
   backbone restored from the newest checkpoint or the one of `step`."""
   with tf.io.gfile.GFile(os.path.join(workdir, CONFIG)) as f:
     config = ml_collections.ConfigDict(json.load(f))
-  directory = os.path.join(workdir, CHECKPOINTS)
-  path = (tf.train.latest_checkpoint(directory) if step is None
-          else os.path.join(directory, f'ckpt-{step}'))
-  if path is None:
-    raise FileNotFoundError(f'no checkpoint in {directory}')
+  step = newest_step(workdir) if step is None else step
+  path = os.path.join(workdir, CHECKPOINTS, f'ckpt-{step}')
   model = multisiam.MultiSiam(config)
   model.build_variables()
   # The same object path as in training (model/online_backbone), nothing else.
@@ -323,7 +328,7 @@ def _write_images(model, strategy, iterator, step, chief):
 def overlap_boxes_drawn(views, box, other_box, flip):
   """float [B, S, S, 3] in [0, 1]: de-normalised views with the other view's overlap outlined."""
   pixels = tf.clip_by_value(views * tf.constant(augment.STD) + tf.constant(augment.MEAN), 0, 1)
-  overlap = boxes_lib.relative_to(boxes_lib.intersection(box, other_box), box)
+  overlap, _ = align.intersection_in_views(box, other_box)
   y1, x1, y2, x2 = tf.unstack(overlap, axis=-1)
   # Boxes are unflipped; the pixels were flipped.
   overlap = tf.where(flip[:, None], tf.stack([y1, 1 - x2, y2, 1 - x1], axis=-1), overlap)
@@ -332,7 +337,8 @@ def overlap_boxes_drawn(views, box, other_box, flip):
 
 def cluster_colours(assignment, flip, size):
   """float [B, S, S, 3]: one colour per cluster, in the (possibly flipped) pixels of the view."""
-  colours = tf.gather(tf.constant(_PALETTE, tf.float32) / 255, assignment % len(_PALETTE))
+  palette = visualize.PALETTE  # numpy: no TF op may run before a multi-worker strategy exists
+  colours = tf.gather(tf.constant(palette, tf.float32) / 255, assignment % len(palette))
   colours = tf.where(flip[:, None, None, None], tf.reverse(colours, axis=[2]), colours)
   return tf.image.resize(colours, size, method='nearest')
 

@@ -52,7 +52,7 @@ def workdir(tmp_path_factory):
 def test_export_defaults(workdir):
   folder, backbone = workdir
   export = _script('export')
-  assert export.newest_step(folder) == 7
+  assert loop.newest_step(folder) == 7
   assert export.default_out(folder, 'saved_model', 7) == os.path.join('saved_models', 'w1', '7')
   export.main(export.parse(['export.py', '--workdir', folder, '--format', 'detectron2']))
   with open(os.path.join(folder, 'exports', 'w1-7.pkl'), 'rb') as f:
