@@ -15,6 +15,8 @@ fails with InvalidArgumentError. TF Serving's REST `{"instances": [{"b64": "..."
 The same object implements TF Hub's Reusable SavedModel interface for `hub.KerasLayer(path,
 trainable=True)`: `__call__(images, training)` on float32 RGB in [0, 1] (Hub's image convention)
 returning the same dict, `variables`, `trainable_variables` and `regularization_losses`.
+Keras 3 loads it with `keras.layers.TFSMLayer(path, call_endpoint='__call__',
+call_training_endpoint='call_training', trainable=True)`.
 """
 
 import os
@@ -82,6 +84,12 @@ class FeatureExtractor(tf.train.Checkpoint):
   @tf.function
   def __call__(self, images, training=False):
     return self._features(images, training=training)
+
+  @tf.function(input_signature=[_IMAGES])
+  def call_training(self, images):
+    """`__call__(images, training=True)`: Keras 3's TFSMLayer passes no `training` argument, it
+    calls a separate endpoint while training."""
+    return self._features(images, training=True)
 
 
 def export_saved_model(backbone, out_dir, image_size=224):

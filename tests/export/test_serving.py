@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import PIL.Image
 import pytest
@@ -156,4 +157,22 @@ def test_hub_keras_layer_fine_tunes(backbone, saved_model_dir):
                 tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True))
   model.fit(images, np.array([0, 1, 0, 1]), batch_size=4, epochs=1, verbose=0)
   # Every backbone variable moved: kernels by gradients, BN statistics by the training pass.
+  assert all(not np.allclose(b, w.numpy()) for b, w in zip(before, layer.weights))
+
+
+def test_keras3_tfsm_layer_fine_tunes(backbone, saved_model_dir):
+  layer = keras.layers.TFSMLayer(saved_model_dir, call_endpoint='__call__',
+                                 call_training_endpoint='call_training', trainable=True)
+  inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3))
+  model = keras.Model(inputs, keras.layers.Dense(2)(layer(inputs)['pooled']))
+  assert len(layer.trainable_weights) == len(backbone.trainable_weights)
+  images = np.random.default_rng(7).uniform(0, 1, (4, IMAGE_SIZE, IMAGE_SIZE, 3)).astype(
+      np.float32)
+  np.testing.assert_allclose(layer(images)['pooled'], reference(backbone, images * 255.0)['pooled'],
+                             atol=1e-4)
+  before = [w.numpy() for w in layer.weights]
+  model.compile(keras.optimizers.SGD(0.1),
+                keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+  model.fit(images, np.array([0, 1, 0, 1]), batch_size=4, epochs=1, verbose=0)
+  # Kernels moved by gradients, BN statistics by the training endpoint's batch statistics.
   assert all(not np.allclose(b, w.numpy()) for b, w in zip(before, layer.weights))
