@@ -3,17 +3,26 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q --disable-pip-version-check
-INSTALLED := $(VENV)/.installed
+# Which TensorFlow build the venv holds: cpu (tensorflow-cpu, or tensorflow where tensorflow-cpu
+# has no wheel) or gpu (tensorflow[and-cuda]); pyproject's extras of the same names.
+TF ?= cpu
+INSTALLED := $(VENV)/.installed-$(TF)
 MODEL_GARDEN := $(VENV)/.model-garden
 DEMO := runs/demo
 
-.PHONY: install test demo model-garden test-model-garden benchmark clean
+.PHONY: install install-gpu test demo model-garden test-model-garden benchmark clean
 
 install: $(INSTALLED)
 
-$(INSTALLED): requirements.txt pyproject.toml
+install-gpu:
+	$(MAKE) install TF=gpu
+
+# Switching builds removes the other one first: two TensorFlows in one venv overwrite each other.
+$(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) -r requirements.txt -e .
+	if ls $(VENV)/.installed-* 2>/dev/null | grep -qvx '$(INSTALLED)'; then \
+	  $(PY) -m pip uninstall -q -y tensorflow tensorflow-cpu; rm -f $(VENV)/.installed-*; fi
+	$(PIP) -e '.[$(TF),dev]'
 	touch $@
 
 test: $(INSTALLED)
@@ -38,8 +47,8 @@ demo: $(INSTALLED)
 # --no-deps: tf-models-official pins tensorflow~=2.20 and tf-keras pulls `tensorflow`.
 model-garden: $(MODEL_GARDEN)
 
-$(MODEL_GARDEN): $(INSTALLED) requirements-model-garden.txt
-	$(PIP) -r requirements-model-garden.txt
+$(MODEL_GARDEN): $(INSTALLED) pyproject.toml
+	$(PIP) -e '.[$(TF),model-garden]'
 	$(PIP) --no-deps tf-models-official==2.20.0 tf-keras==2.21.0 tensorflow-hub==0.16.1
 	touch $@
 
