@@ -29,7 +29,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   try:
-    config = config_lib.validate(_CONFIG.value)
+    config = config_lib.from_flag(_CONFIG)
   except config_lib.ConfigError as e:
     sys.exit(f'error: {e}')
   loop.train(config, _WORKDIR.value, distribute.make_strategy(_STRATEGY.value, _TPU.value))

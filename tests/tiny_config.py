@@ -1,10 +1,11 @@
-r"""The smallest MultiSiam the training tests run: ResNet-18 at width 0.25 on 32 px views.
+r"""The smallest MultiSiam the tests run: ResNet-18 at width 0.25, output stride 16, heads of 32.
 
-  python scripts/pretrain.py --config tests/train/tiny_config.py --workdir /tmp/tiny \
+  python scripts/pretrain.py --config tests/tiny_config.py --workdir /tmp/tiny \
       --config.data.path=IMAGES --strategy default
 
-6 updates of batch 2, logged every step, images at step 4, checkpoints every 2 steps. base_lr is
-large so that LARS (trust 1e-3) moves the weights enough for runs to tell different data apart.
+The argument is the view size in pixels: 32 (a 2x2 map, the default) or 64 (4x4). 6 updates of
+batch 2, logged every step, images at step 4, checkpoints every 2 steps. base_lr is large so
+that LARS (trust 1e-3) moves the weights enough for runs to tell different data apart.
 """
 
 from multisiam_tf import config as config_lib
@@ -12,16 +13,16 @@ from multisiam_tf import config as config_lib
 
 def get_config(arg=''):
   c = config_lib.defaults()
-  c.data.path = arg
   c.data.format = 'folder'
-  c.data.image_size = 32
+  c.data.image_size = int(arg or 32)
   c.data.num_examples = 8
   c.model.backbone.depth = 18
   c.model.backbone.width = 0.25
-  c.model.backbone.output_stride = 16  # a 2x2 map at 32 px
+  c.model.backbone.output_stride = 16
   c.model.head.hidden_dim = 32
   c.model.head.output_dim = 32
   c.model.kmeans.k = 2
+  c.model.moco.queue_size = 64
   c.train.batch_size = 2
   c.train.steps = 6
   c.train.steps_per_loop = 2
