@@ -29,6 +29,7 @@ def get_config(arg=''):
   c.train.checkpoint_every = 2
   c.train.log_every = 1
   c.train.image_every = 4
+  c.train.precision = 'float32'  # not 'auto': runs compare alike on CPUs with and without bf16
   c.optim.base_lr = 50.0  # lr = 50 * 2 / 256 = 0.39
   c.optim.warmup_steps = 1
   return c
