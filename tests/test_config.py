@@ -121,8 +121,8 @@ def test_warmup_in_steps_replaces_the_recipes_warmup_in_epochs():
   assert (resolved.train.steps, resolved.optim.warmup_steps) == (160, 3)
 
 
-@pytest.mark.parametrize('steps_field,epochs_field', [('train.steps', 'train.epochs'),
-                                                      ('optim.warmup_steps', 'optim.warmup_epochs')])
+@pytest.mark.parametrize('steps_field,epochs_field', [
+    ('train.steps', 'train.epochs'), ('optim.warmup_steps', 'optim.warmup_epochs')])
 def test_a_duration_in_both_units_is_an_error_naming_both(steps_field, epochs_field):
   c = config_lib.override(load('configs/demo.py'), {steps_field: 4, epochs_field: 2})
   with pytest.raises(config_lib.ConfigError, match='both set') as error:
