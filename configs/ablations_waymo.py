@@ -1,5 +1,6 @@
 r"""The paper's ablations on Waymo (Tables 2-4, 9, App. B), one name each, on the ablation schedule
-(150 epochs, base lr 0.3, 4 accumulated steps of 1024).
+of configs/multisiam_waymo.py:ablation (150 epochs, base lr 0.3, 4 accumulated steps of 1024,
+tau_base 0.99, minimum crop scale 0.08).
 
   python scripts/pretrain.py --config configs/ablations_waymo.py:cluster --workdir runs/cluster \
       --config.data.path='/data/waymo/training/*.tfrecord'
@@ -8,7 +9,11 @@ Append `,small` to any name for a ResNet-18 check run, e.g. `configs/ablations_w
 Table 4, top to bottom: byol, byol_iou, cluster, attention, offset.
 """
 
+import os
+
 from multisiam_tf import config as config_lib
+
+waymo = config_lib.load(os.path.join(os.path.dirname(__file__), 'multisiam_waymo.py'))
 
 ABLATIONS = {
     'byol': {'model.method': 'byol', 'data.iou_threshold': 0.0},
@@ -33,13 +38,5 @@ ABLATIONS = {
 def get_config(arg='offset'):
   name, *variants = arg.split(',')
   if name not in ABLATIONS:
-    raise config_lib.ConfigError(
-        f'unknown ablation {name!r}; known: {", ".join(ABLATIONS)}')
-  c = config_lib.waymo_recipe(','.join(['ablation'] + variants))
-  for field, value in ABLATIONS[name].items():
-    *parents, leaf = field.split('.')
-    node = c
-    for parent in parents:
-      node = node[parent]
-    node[leaf] = value
-  return c
+    raise config_lib.ConfigError(f'unknown ablation {name!r}; known: {", ".join(ABLATIONS)}')
+  return config_lib.override(waymo.get_config(','.join(['ablation'] + variants)), ABLATIONS[name])

@@ -7,11 +7,15 @@ the same schedule as configs/multisiam_waymo.py.
 Arguments as configs/multisiam_waymo.py: `ablation`, `small`.
 """
 
+import os
+
 from multisiam_tf import config as config_lib
+
+waymo = config_lib.load(os.path.join(os.path.dirname(__file__), 'multisiam_waymo.py'))
 
 
 def get_config(arg=''):
-  c = config_lib.waymo_recipe(arg)
+  c = waymo.get_config(arg)
   c.model.method = 'byol'
   c.data.iou_threshold = 0.0  # independent crops, as BYOL
   return c

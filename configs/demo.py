@@ -4,7 +4,8 @@ r"""The demo: MultiSiam on the built-in synthetic street scenes, on a CPU, in mi
   python scripts/pretrain.py --config configs/demo.py --workdir runs/demo \
       --config.data.path=runs/demo/data/images
 
-A ResNet-18 at half width on 96 px views (output stride 16: a 6x6 map), batch 16.
+A ResNet-18 at half width on 96 px views (output stride 16: a 6x6 map), batch 16, 10 epochs of
+the 256 scenes: 10 * 256 / 16 = 160 steps, the first epoch (16 steps) of them warmup.
 """
 
 from multisiam_tf import config as config_lib
@@ -24,9 +25,9 @@ def get_config(arg=''):
   c.model.head.hidden_dim = 512
   c.model.head.output_dim = 128
   c.train.batch_size = 16
+  c.train.epochs = 10
   c.optim.base_lr = 1.0
-  config_lib.set_schedule(c, epochs=10)  # 160 steps, one epoch of warmup
-  c.optim.warmup_steps = 16
+  c.optim.warmup_epochs = 1
   c.train.steps_per_loop = 10
   c.train.checkpoint_every = 100
   c.train.log_every = 10

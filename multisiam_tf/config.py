@@ -1,127 +1,38 @@
-"""Every config field with its paper default, and the validation that runs before any work.
+"""The config schema: every field with its default and its rule, validation, the schedule.
 
-Experiment files in `configs/` start from `defaults()` and change what differs; `validate` then
-checks the result, so a typo or an out-of-range value fails at start-up naming the field.
+`FIELDS` is the one table; `defaults()` builds a ConfigDict from it and `validate` checks a
+config against it, so a typo or an out-of-range value fails at start-up naming the field.
+Defaults are the paper's MultiSiam (§4.1, METHOD.md); the recipes are in configs/.
+
+Durations are in optimizer updates or in epochs, as a config prefers: one of `train.steps` and
+`train.epochs`, at most one of `optim.warmup_steps` and `optim.warmup_epochs`. The driver turns
+them into steps at run time (`resolve_schedule`), from the final config, so a batch-size override
+keeps the epochs and `--config.train.steps=4` shortens any recipe (`override`).
 """
 
+import copy
+import importlib.util
 import math
+import os
 
+from absl import flags
+from absl import logging
 import ml_collections
-
-WAYMO_TRAIN_IMAGES = 790_000  # paper §4.1: "around 790 thousand training images"
-
-
-def defaults():
-  """MultiSiam on Waymo as the paper trains it (§4.1, METHOD.md); batch-dependent values derived."""
-  c = ml_collections.ConfigDict()
-  c.seed = 0
-
-  c.data = ml_collections.ConfigDict()
-  c.data.path = ''  # folder, glob or comma-separated globs
-  c.data.format = 'auto'  # auto | folder | tfrecord
-  c.data.image_size = 224
-  c.data.iou_threshold = 0.5  # 0 = unconstrained pairs, as BYOL
-  c.data.max_pair_tries = 100
-  c.data.pair_candidates = 32  # candidate pairs drawn per vectorised try
-  c.data.area_range = (0.08, 1.0)
-  c.data.aspect_ratio_range = (3 / 4, 4 / 3)
-  c.data.min_image_size = 8
-  c.data.decode_and_crop = True
-  c.data.max_decode_ratio = 8  # JPEG DCT downscaling 1/r kept >= image_size; 1 = full-res crop
-  c.data.skip_corrupt = False
-  c.data.shuffle_buffer = 10_000
-  c.data.num_examples = WAYMO_TRAIN_IMAGES
-  c.data.service_address = ''  # tf.data service dispatcher, e.g. grpc://host:5050
-
-  c.model = ml_collections.ConfigDict()
-  c.model.method = 'multisiam'  # multisiam | byol | multisiam_moco
-  c.model.loss_lambda = 0.5  # eq. 11
-  c.model.alignment = 'offset'  # offset | roi | none
-  c.model.offset_normalize = True
-  c.model.backbone = ml_collections.ConfigDict()
-  c.model.backbone.depth = 50
-  c.model.backbone.width = 1.0
-  c.model.backbone.output_stride = 32
-  c.model.backbone.sync_bn = False
-  c.model.head = ml_collections.ConfigDict()
-  c.model.head.hidden_dim = 4096
-  c.model.head.output_dim = 256
-  c.model.kmeans = ml_collections.ConfigDict()
-  c.model.kmeans.enabled = True
-  c.model.kmeans.k = 3
-  c.model.kmeans.iterations = 10
-  c.model.kmeans.metric = 'cosine'  # cosine | euclidean
-  c.model.kmeans.dense = False  # Table 3b "dense clustering"
-  c.model.attention = ml_collections.ConfigDict()
-  c.model.attention.enabled = True
-  c.model.attention.power = 2  # eq. 9
-  c.model.attention.residual = False  # Table 9
-  c.model.moco = ml_collections.ConfigDict()
-  c.model.moco.queue_size = 65536
-  c.model.moco.temperature = 0.2  # App. B.2
-
-  c.train = ml_collections.ConfigDict()
-  c.train.batch_size = 1024  # global batch of one forward pass; one update sees batch_size * accumulate_steps
-  c.train.epochs = 325
-  c.train.steps = 0  # set with the warmup by set_schedule below
-  c.train.steps_per_loop = 100
-  c.train.accumulate_steps = 1
-  c.train.checkpoint_every = 1000
-  c.train.keep_checkpoints = 3
-  c.train.log_every = 100
-  c.train.image_every = 5000
-  c.train.precision = 'auto'  # auto | float32 | mixed_bfloat16 | mixed_float16
-
-  c.optim = ml_collections.ConfigDict()
-  c.optim.base_lr = 1.0  # lr = base_lr * batch / 256
-  c.optim.weight_decay = 1e-5
-  c.optim.momentum = 0.9
-  c.optim.trust_coefficient = 1e-3
-  c.optim.warmup_steps = 0
-  c.optim.tau_base = 0.996
-  return set_schedule(c, c.train.epochs)
+from ml_collections import config_dict
+from ml_collections import config_flags
 
 
-def set_schedule(c, epochs):
-  """Derives the optimizer steps and BYOL's 10-epoch warmup from epochs and images per update."""
-  images_per_update = c.train.batch_size * c.train.accumulate_steps
-  c.train.epochs = epochs
-  c.train.steps = int(epochs * c.data.num_examples // images_per_update)
-  c.optim.warmup_steps = int(10 * c.data.num_examples // images_per_update)
-  return c
+class ConfigError(ValueError):
+  """A config field is unknown or holds a value outside its allowed range."""
 
 
-def waymo_recipe(arg=''):
-  """The paper's Waymo schedule; `arg` holds comma-separated variants.
-
-  ablation  §4.3: 150 epochs, base lr 0.3, 4 accumulated steps of 1024 (acts as batch 4096).
-  small     a ResNet-18 at 112 px, batch 32, 300 steps: checks a set-up end to end in minutes.
-  """
-  args = set(filter(None, arg.split(',')))
-  unknown = args - {'ablation', 'small'}
-  if unknown:
-    raise ConfigError(f'unknown config argument(s) {sorted(unknown)}; known: ablation, small')
-  c = defaults()
-  c.data.format = 'tfrecord'
-  if 'ablation' in args:
-    c.optim.base_lr = 0.3
-    c.train.accumulate_steps = 4
-    set_schedule(c, 150)
-  if 'small' in args:
-    c.model.backbone.depth = 18
-    c.model.backbone.output_stride = 16  # keeps a 7x7 map at 112 px
-    c.data.image_size = 112
-    c.train.batch_size = 32
-    c.train.accumulate_steps = 1
-    c.train.steps = 300
-    c.optim.warmup_steps = 30
-    c.train.checkpoint_every = 100
-  return c
+# A rule is (ok: value -> bool, allowed: what ok accepts, in words).
 
 
 def _choice(*names):
   # True == 1 in Python: a bool matches only a bool
-  return lambda v: any(v == n and isinstance(v, bool) == isinstance(n, bool) for n in names), 'one of ' + ', '.join(repr(n) for n in names)
+  return (lambda v: any(v == n and isinstance(v, bool) == isinstance(n, bool) for n in names),
+          'one of ' + ', '.join(repr(n) for n in names))
 
 
 def _interval(lo, hi, closed_lo=True, closed_hi=True):
@@ -130,6 +41,10 @@ def _interval(lo, hi, closed_lo=True, closed_hi=True):
             and (v >= lo if closed_lo else v > lo) and (v <= hi if closed_hi else v < hi))
   brackets = ('[' if closed_lo else '(') + f'{lo}, {hi}' + (']' if closed_hi else ')')
   return ok, 'a number in ' + brackets
+
+
+def _above(lo, closed=False):
+  return _interval(lo, math.inf, closed_lo=closed, closed_hi=False)
 
 
 def _integer(lo, hi=None):
@@ -153,62 +68,121 @@ def _range_pair(lo, hi):
   return ok, f'a pair (low, high) with {lo} < low <= high <= {hi}'
 
 
-_INF = float('inf')
+def _unset_or(rule):
+  ok, allowed = rule
+  return lambda v: v is None or ok(v), allowed + ' or None'
 
-RULES = {
-    'seed': _integer(0),
-    'data.path': _string(),
-    'data.format': _choice('auto', 'folder', 'tfrecord'),
-    'data.image_size': _integer(32),
-    'data.iou_threshold': _interval(0.0, 1.0),
-    'data.max_pair_tries': _integer(1),
-    'data.pair_candidates': _integer(1, 1024),
-    'data.area_range': _range_pair(0.0, 1.0),
-    'data.aspect_ratio_range': _range_pair(0.0, 100.0),
-    'data.min_image_size': _integer(1),
-    'data.decode_and_crop': _boolean(),
-    'data.max_decode_ratio': _choice(1, 2, 4, 8),
-    'data.skip_corrupt': _boolean(),
-    'data.shuffle_buffer': _integer(0),
-    'data.num_examples': _integer(1),
-    'data.service_address': _string(),
-    'model.method': _choice('multisiam', 'byol', 'multisiam_moco'),
-    'model.loss_lambda': _interval(0.0, 1.0),
-    'model.alignment': _choice('offset', 'roi', 'none'),
-    'model.offset_normalize': _boolean(),
-    'model.backbone.depth': _choice(18, 34, 50, 101),
-    'model.backbone.width': _interval(0.0, 8.0, closed_lo=False),
-    'model.backbone.output_stride': _choice(16, 32),
-    'model.backbone.sync_bn': _boolean(),
-    'model.head.hidden_dim': _integer(1),
-    'model.head.output_dim': _integer(1),
-    'model.kmeans.enabled': _boolean(),
-    'model.kmeans.k': _integer(1),
-    'model.kmeans.iterations': _integer(1),
-    'model.kmeans.metric': _choice('cosine', 'euclidean'),
-    'model.kmeans.dense': _boolean(),
-    'model.attention.enabled': _boolean(),
-    'model.attention.power': _interval(0.0, 16.0, closed_lo=False),
-    'model.attention.residual': _boolean(),
-    'model.moco.queue_size': _integer(1),
-    'model.moco.temperature': _interval(0.0, _INF, closed_lo=False, closed_hi=False),
-    'train.batch_size': _integer(1),
-    'train.epochs': _interval(0.0, _INF, closed_lo=False, closed_hi=False),
-    'train.steps': _integer(1),
-    'train.steps_per_loop': _integer(1),
-    'train.accumulate_steps': _integer(1),
-    'train.checkpoint_every': _integer(1),
-    'train.keep_checkpoints': _integer(1),
-    'train.log_every': _integer(1),
-    'train.image_every': _integer(1),
-    'train.precision': _choice('auto', 'float32', 'mixed_bfloat16', 'mixed_float16'),
-    'optim.base_lr': _interval(0.0, _INF, closed_lo=False, closed_hi=False),
-    'optim.weight_decay': _interval(0.0, 1.0),
-    'optim.momentum': _interval(0.0, 1.0, closed_hi=False),
-    'optim.trust_coefficient': _interval(0.0, _INF, closed_lo=False, closed_hi=False),
-    'optim.warmup_steps': _integer(0),
-    'optim.tau_base': _interval(0.0, 1.0),
+
+# Unset defaults: typed, so that `--config.train.steps=4` can set them.
+_UNSET_INT, _UNSET_FLOAT = config_dict.placeholder(int), config_dict.placeholder(float)
+
+# name: (default, rule).
+FIELDS = {
+    'seed': (0, _integer(0)),
+    'data.path': ('', _string()),  # folder, glob or comma-separated globs
+    'data.format': ('auto', _choice('auto', 'folder', 'tfrecord')),
+    'data.image_size': (224, _integer(32)),
+    'data.iou_threshold': (0.5, _interval(0.0, 1.0)),  # 0 = unconstrained pairs, as BYOL
+    'data.max_pair_tries': (100, _integer(1)),
+    'data.pair_candidates': (32, _integer(1, 1024)),  # candidate pairs drawn per vectorised try
+    'data.area_range': ((0.08, 1.0), _range_pair(0.0, 1.0)),
+    'data.aspect_ratio_range': ((3 / 4, 4 / 3), _range_pair(0.0, 100.0)),
+    'data.min_image_size': (8, _integer(1)),
+    'data.decode_and_crop': (True, _boolean()),
+    # JPEG DCT downscaling 1/r kept >= image_size; 1 = full-resolution crop
+    'data.max_decode_ratio': (8, _choice(1, 2, 4, 8)),
+    'data.skip_corrupt': (False, _boolean()),
+    'data.shuffle_buffer': (10_000, _integer(0)),
+    'data.num_examples': (0, _integer(0)),  # images in data.path; 0: unknown (epochs need it)
+    'data.service_address': ('', _string()),  # tf.data service dispatcher, e.g. grpc://host:5050
+    'model.method': ('multisiam', _choice('multisiam', 'byol', 'multisiam_moco')),
+    'model.loss_lambda': (0.5, _interval(0.0, 1.0)),  # eq. 11
+    'model.alignment': ('offset', _choice('offset', 'roi', 'none')),
+    'model.offset_normalize': (True, _boolean()),
+    'model.backbone.depth': (50, _choice(18, 34, 50, 101)),
+    'model.backbone.width': (1.0, _interval(0.0, 8.0, closed_lo=False)),
+    'model.backbone.output_stride': (32, _choice(16, 32)),
+    'model.backbone.sync_bn': (False, _boolean()),
+    'model.head.hidden_dim': (4096, _integer(1)),
+    'model.head.output_dim': (256, _integer(1)),
+    'model.kmeans.enabled': (True, _boolean()),
+    'model.kmeans.k': (3, _integer(1)),
+    'model.kmeans.iterations': (10, _integer(1)),
+    'model.kmeans.metric': ('cosine', _choice('cosine', 'euclidean')),
+    'model.kmeans.dense': (False, _boolean()),  # Table 3b "dense clustering"
+    'model.attention.enabled': (True, _boolean()),
+    'model.attention.power': (2, _interval(0.0, 16.0, closed_lo=False)),  # eq. 9
+    'model.attention.residual': (False, _boolean()),  # Table 9
+    'model.moco.queue_size': (65536, _integer(1)),
+    'model.moco.temperature': (0.2, _above(0.0)),  # App. B.2
+    # The global batch of one forward pass; an update sees batch_size * accumulate_steps images.
+    'train.batch_size': (1024, _integer(1)),
+    'train.steps': (_UNSET_INT, _unset_or(_integer(1))),  # optimizer updates; or train.epochs
+    'train.epochs': (_UNSET_FLOAT, _unset_or(_above(0.0))),
+    'train.steps_per_loop': (100, _integer(1)),
+    'train.accumulate_steps': (1, _integer(1)),
+    'train.checkpoint_every': (1000, _integer(1)),
+    'train.keep_checkpoints': (3, _integer(1)),
+    'train.log_every': (100, _integer(1)),
+    'train.image_every': (5000, _integer(1)),
+    'train.precision': ('auto', _choice('auto', 'float32', 'mixed_bfloat16', 'mixed_float16')),
+    'optim.base_lr': (1.0, _above(0.0)),  # lr = base_lr * batch_size * accumulate_steps / 256
+    'optim.weight_decay': (1e-5, _interval(0.0, 1.0)),
+    'optim.momentum': (0.9, _interval(0.0, 1.0, closed_hi=False)),
+    'optim.trust_coefficient': (1e-3, _above(0.0)),
+    'optim.warmup_steps': (_UNSET_INT, _unset_or(_integer(0))),  # or warmup_epochs; neither: 0
+    'optim.warmup_epochs': (_UNSET_FLOAT, _unset_or(_above(0.0, closed=True))),
+    'optim.tau_base': (0.996, _interval(0.0, 1.0)),
 }
+
+# (in steps, in epochs): the two ways to give one duration.
+_DURATIONS = (('train.steps', 'train.epochs'), ('optim.warmup_steps', 'optim.warmup_epochs'))
+
+
+def defaults():
+  """A ConfigDict of every field at its default."""
+  c = ml_collections.ConfigDict()
+  for name, (default, _) in FIELDS.items():
+    *parents, leaf = name.split('.')
+    node = c
+    for parent in parents:
+      if parent not in node:
+        node[parent] = ml_collections.ConfigDict()
+      node = node[parent]
+    node[leaf] = copy.deepcopy(default)  # a placeholder is a mutable reference: one per config
+  return c
+
+
+def override(config, overrides):
+  """Applies dotted overrides ({'train.batch_size': 512}) to `config` in place; returns it.
+
+  A duration given in one unit replaces the config's in the other: 'train.steps' unsets
+  'train.epochs' and the reverse, likewise the warmup, so that a recipe in epochs runs for 4
+  steps with `--config.train.steps=4` alone. Both units of one duration stay an error.
+  """
+  for pair in _DURATIONS:
+    for given, other in (pair, pair[::-1]):
+      if given in overrides and other not in overrides:
+        config.update_from_flattened_dict({other: None})
+  config.update_from_flattened_dict(overrides)
+  return config
+
+
+def from_flag(holder):
+  """The validated config of a `config_flags.DEFINE_config_file` flag: its file's config with
+  the command line's `--config.a.b=value` applied through `override`."""
+  overrides = config_flags.get_override_values(flags.FLAGS[holder.name])
+  return validate(override(holder.value, overrides))
+
+
+def load(path):
+  """The config file at `path` as a module, loaded as `--config` loads it (configs/ is no
+  package): how one config file builds on another."""
+  name = os.path.splitext(os.path.basename(path))[0]
+  spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
 
 
 def _leaves(config, prefix=''):
@@ -220,22 +194,72 @@ def _leaves(config, prefix=''):
       yield name, value
 
 
-class ConfigError(ValueError):
-  """A config field is unknown or holds a value outside its allowed range."""
-
-
 def validate(config):
   """Raises ConfigError naming the first unknown or out-of-range field; returns the config."""
   leaves = dict(_leaves(config))
   for name in leaves:
-    if name not in RULES:
-      raise ConfigError(f'unknown config field {name!r}; known fields: {", ".join(sorted(RULES))}')
-  for name, (ok, allowed) in RULES.items():
+    if name not in FIELDS:
+      raise ConfigError(f'unknown config field {name!r}; known fields: {", ".join(sorted(FIELDS))}')
+  for name, (_, (ok, allowed)) in FIELDS.items():
     if name not in leaves:
       raise ConfigError(f'config field {name!r} is missing; it must be {allowed}')
     if not ok(leaves[name]):
       raise ConfigError(f'config field {name!r} is {leaves[name]!r}; it must be {allowed}')
-  if config.optim.warmup_steps > config.train.steps:
-    raise ConfigError(f'config field \'optim.warmup_steps\' is {config.optim.warmup_steps}; it '
-                      f'must be <= train.steps ({config.train.steps})')
+  _schedule(config)
   return config
+
+
+def _in_steps(config, steps_field, epochs_field):
+  """The duration in optimizer updates, None if neither field is set."""
+  steps, epochs = _get(config, steps_field), _get(config, epochs_field)
+  if steps is not None and epochs is not None:
+    raise ConfigError(f'config fields {steps_field!r} ({steps}) and {epochs_field!r} ({epochs}) '
+                      'are both set; set one of them')
+  if epochs is None:
+    return steps
+  if not config.data.num_examples:
+    raise ConfigError(f'config field {epochs_field!r} needs \'data.num_examples\', the number '
+                      'of training images; it is 0')
+  return int(epochs * config.data.num_examples // _images_per_update(config))
+
+
+def _get(config, name):
+  for key in name.split('.'):
+    config = config[key]
+  return config
+
+
+def _images_per_update(config):
+  return config.train.batch_size * config.train.accumulate_steps
+
+
+def _schedule(config):
+  """(steps, warmup steps as asked for) of a config; raises ConfigError if they cannot be had."""
+  steps = _in_steps(config, 'train.steps', 'train.epochs')
+  if steps is None:
+    raise ConfigError('config fields \'train.steps\' and \'train.epochs\' are both None; set one')
+  if steps < 1:
+    raise ConfigError(f'config field \'train.epochs\' ({config.train.epochs}) gives {steps} '
+                      f'updates of {_images_per_update(config)} images; it must give at least 1')
+  return steps, _in_steps(config, 'optim.warmup_steps', 'optim.warmup_epochs') or 0
+
+
+def resolve_schedule(config):
+  """A copy of `config` whose durations are in optimizer updates (the epoch fields unset):
+
+    images per update = train.batch_size * train.accumulate_steps
+    train.steps = train.epochs * data.num_examples // images per update, likewise the warmup.
+
+  A warmup longer than the run is cut to the run, with a warning. The result is logged.
+  """
+  steps, warmup = _schedule(config)
+  if warmup > steps:
+    logging.warning('the warmup (%d steps) is longer than the run: cut to %d steps', warmup, steps)
+    warmup = steps
+  logging.info('schedule: %d steps of %d images (train.epochs %s), warmup %d steps '
+               '(optim.warmup_epochs %s)', steps, _images_per_update(config), config.train.epochs,
+               warmup, config.optim.warmup_epochs)
+  resolved = copy.deepcopy(config)
+  resolved.update_from_flattened_dict({'train.steps': steps, 'train.epochs': None,
+                                       'optim.warmup_steps': warmup, 'optim.warmup_epochs': None})
+  return resolved

@@ -18,7 +18,7 @@ from multisiam_tf.export import detectron2
 from multisiam_tf.export import keras_weights
 from multisiam_tf.export import model_garden
 from multisiam_tf.export import serving
-from multisiam_tf.train import loop
+from multisiam_tf.train import checkpoints
 
 FORMATS = ('saved_model', 'model_garden', 'detectron2', 'keras')
 
@@ -43,8 +43,8 @@ def default_out(workdir, fmt, step):
 
 
 def main(args):
-  step = loop.newest_step(args.workdir) if args.step is None else args.step
-  backbone, config = loop.restore_backbone(args.workdir, step)
+  step = checkpoints.newest_step(args.workdir) if args.step is None else args.step
+  backbone, config = checkpoints.restore_backbone(args.workdir, step)
   out = args.out or default_out(args.workdir, args.format, step)
   if args.format == 'saved_model':
     written = serving.export_saved_model(backbone, out, args.image_size or config.data.image_size)

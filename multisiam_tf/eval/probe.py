@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from multisiam_tf.data import augment
 from multisiam_tf.models import resnet
-from multisiam_tf.train import loop
+from multisiam_tf.train import checkpoints
 
 
 def keras_features(backbone):
@@ -49,7 +49,7 @@ def load_features(workdir=None, step=None, saved_model=None, architecture=None, 
   (a SavedModel does not record it; a random init needs it).
   """
   if workdir:
-    backbone, config = loop.restore_backbone(workdir, step)
+    backbone, config = checkpoints.restore_backbone(workdir, step)
     b = config.model.backbone
     return keras_features(backbone), (b.depth, b.width, b.output_stride)
   if saved_model:

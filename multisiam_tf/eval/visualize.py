@@ -9,11 +9,8 @@ images: a colour marks "the same cluster" only within one picture.
 import numpy as np
 import tensorflow as tf
 
+from multisiam_tf import palette
 from multisiam_tf.models import kmeans
-
-# Distinct, saturated colours (Sasha Trubetskoy's list); K beyond its length reuses them.
-PALETTE = np.array([[230, 25, 75], [60, 180, 75], [0, 130, 200], [255, 225, 25],
-                    [145, 30, 180], [70, 240, 240], [245, 130, 48], [240, 50, 230]], np.uint8)
 UPSAMPLING = ('nearest', 'bilinear')
 
 
@@ -40,7 +37,7 @@ def clusters(features, images, k=3, iterations=10, upsampling='bilinear', batch_
 
 def overlay(images, assignment, alpha=0.5):
   """uint8 images with each pixel's cluster colour blended in at opacity alpha."""
-  colours = PALETTE[assignment % len(PALETTE)].astype(np.float32)
+  colours = palette.PALETTE[assignment % len(palette.PALETTE)].astype(np.float32)
   return np.round((1 - alpha) * images + alpha * colours).astype(np.uint8)
 
 

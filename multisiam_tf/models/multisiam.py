@@ -9,7 +9,8 @@ One forward direction (online view a, target view b), paper §3:
       L_2D = -cos(Q, Kmeans(R'))                                                    (eq. 10)
   L = lambda L_1D + (1 - lambda) L_2D, averaged over both directions               (eq. 11)
 The target is the EMA of the online network (eq. 2), updated after each optimizer step.
-`method: byol` keeps the 1D branch only; `multisiam_moco` is App. B.2 (see _moco_direction).
+`method: byol` keeps the 1D branch only; `multisiam_moco` is App. B.2 (MultiSiamMoCo).
+`build(config)` makes the model of `config.model.method`.
 """
 
 import keras
@@ -20,7 +21,7 @@ from multisiam_tf.models import heads
 from multisiam_tf.models import kmeans as kmeans_lib
 from multisiam_tf.models import losses
 from multisiam_tf.models import resnet
-from multisiam_tf.train import schedules
+from multisiam_tf.models import target as target_lib
 
 # Plain TF with no data-dependent Python control flow: AutoGraph would only add tracing time.
 _plain_graph = tf.autograph.experimental.do_not_convert
@@ -36,47 +37,34 @@ class MultiSiam(keras.Model):
     self.config = config
     m = config.model
     self.two_d = m.method != 'byol'
-    self.moco = m.method == 'multisiam_moco'
     hidden, out, sync_bn = m.head.hidden_dim, m.head.output_dim, m.backbone.sync_bn
-
-    def backbone(name):
-      return resnet.ResNet(m.backbone.depth, m.backbone.width, m.backbone.output_stride,
-                           sync_bn=m.backbone.sync_bn, name=name)
-
-    self.online_backbone = backbone('online_backbone')
-    self.target_backbone = backbone('target_backbone')
+    self.online_backbone = _backbone(m.backbone, 'online_backbone')
+    self.target_backbone = _backbone(m.backbone, 'target_backbone')
     self.online_projector = heads.mlp(hidden, out, 'online_projector', sync_bn)
     self.target_projector = heads.mlp(hidden, out, 'target_projector', sync_bn)
-    # MoCo has no predictor: its queries are the online projections themselves.
-    self.predictor = None if self.moco else heads.mlp(hidden, out, 'predictor', sync_bn)
     if self.two_d:
       self.online_projector_2d = heads.conv_mlp(hidden, out, 'online_projector_2d', sync_bn)
       self.target_projector_2d = heads.conv_mlp(hidden, out, 'target_projector_2d', sync_bn)
-      if not self.moco:
-        self.predictor_2d = heads.AttentionPredictor(
-            hidden, out, power=m.attention.power, residual=m.attention.residual,
-            enabled=m.attention.enabled, sync_bn=sync_bn, name='predictor_2d')
-    if self.moco:
-      self.queue_1d = self._queue('queue_1d', 1)
-      self.queue_2d = self._queue('queue_2d', 2)
+    self._build_online_only()
     self.trackers = {name: keras.metrics.Mean(name=name) for name in _METRICS}
 
-  def _queue(self, name, index):
+  def _build_online_only(self):
+    """The predictors p (1D) and q with attention (2D, eqs. 8-9), which the target lacks."""
     m = self.config.model
-    queue = tf.math.l2_normalize(
-        tf.random.stateless_normal([m.moco.queue_size, m.head.output_dim],
-                                   seed=[self.config.seed, index]), axis=-1)
-    return self.add_weight(name=name, shape=queue.shape, initializer=lambda *_, **__: queue,
-                           trainable=False)
+    hidden, out, sync_bn = m.head.hidden_dim, m.head.output_dim, m.backbone.sync_bn
+    self.predictor = heads.mlp(hidden, out, 'predictor', sync_bn)
+    if self.two_d:
+      self.predictor_2d = heads.AttentionPredictor(
+          hidden, out, power=m.attention.power, residual=m.attention.residual,
+          enabled=m.attention.enabled, sync_bn=sync_bn, name='predictor_2d')
+
+  def _online_modules(self):
+    modules = [self.online_backbone, self.online_projector, self.predictor]
+    return modules + ([self.online_projector_2d, self.predictor_2d] if self.two_d else [])
 
   @property
   def online_variables(self):
-    modules = [self.online_backbone, self.online_projector]
-    modules += [self.predictor] if self.predictor is not None else []
-    if self.two_d:
-      modules.append(self.online_projector_2d)
-      modules += [] if self.moco else [self.predictor_2d]
-    return [v for module in modules for v in module.trainable_variables]
+    return [v for module in self._online_modules() for v in module.trainable_variables]
 
   @property
   def metrics(self):
@@ -92,61 +80,34 @@ class MultiSiam(keras.Model):
 
   def build_variables(self):
     """Creates every variable with one forward pass and copies online weights into the target."""
-    size = self.config.data.image_size
-    self.forward(self._dummy_batch(size), training=False)
+    self.forward(_dummy_batch(self.config.data.image_size), training=False)
     for target, online in self.target_pairs():
       for t, o in zip(target.weights, online.weights):
         t.assign(o)
 
-  @staticmethod
-  def _dummy_batch(size):
-    views = tf.zeros([2, size, size, 3])
-    boxes = tf.constant([[0.0, 0.0, 1.0, 1.0]] * 2)
-    flips = tf.zeros([2], tf.bool)
-    return {'view1': views, 'view2': views, 'box1': boxes, 'box2': boxes, 'flip1': flips,
-            'flip2': flips, 'fallback': flips}
-
   # Forward.
 
   def _encode(self, view, flip, training):
-    """Both networks on one view: online {z, G or F} and target {z', G' or F'}, maps flipped
-    back to the geometry of the view's box."""
-    f = self.online_backbone(view, training=training)['c5']
-    f_t = tf.stop_gradient(self.target_backbone(view, training=training)['c5'])
-    online = {'z': self.online_projector(tf.reduce_mean(f, axis=[1, 2]), training=training)}
-    target = {'z': tf.stop_gradient(
-        self.target_projector(tf.reduce_mean(f_t, axis=[1, 2]), training=training))}
-    if self.moco:  # App. B.2 aligns F itself, before the projectors
-      online['f'], target['f'] = align.flip_back(f, flip), align.flip_back(f_t, flip)
-    elif self.two_d:
+    """Both networks on one view: online {z, G} and target {z', G'}, the maps flipped back to
+    the geometry of the view's box."""
+    f, f_t, online, target = self._encode_global(view, training)
+    if self.two_d:
       online['g'] = align.flip_back(self.online_projector_2d(f, training=training), flip)
       target['g'] = tf.stop_gradient(
           align.flip_back(self.target_projector_2d(f_t, training=training), flip))
     return online, target
 
-  @_plain_graph
-  def forward(self, batch, training):
-    """Both directions of the symmetrised loss: (metrics, per-direction results)."""
-    encoded = [self._encode(batch[f'view{i}'], batch[f'flip{i}'], training) for i in (1, 2)]
-    direction = self._moco_direction if self.moco else self._direction
-    results = [direction(encoded[a][0], encoded[b][1], batch[f'box{a + 1}'],
-                         batch[f'box{b + 1}'], training) for a, b in ((0, 1), (1, 0))]
-    l_1d = (results[0]['loss_1d'] + results[1]['loss_1d']) / 2
-    lam = self.config.model.loss_lambda if self.two_d else 1.0
-    if self.two_d:
-      l_2d = (results[0]['loss_2d'] + results[1]['loss_2d']) / 2
-    else:
-      l_2d = tf.zeros([])
-    z = tf.math.l2_normalize(tf.cast(encoded[0][0]['z'], tf.float32), axis=-1)
-    metrics = {
-        'loss': losses.total_loss(l_1d, l_2d, lam), 'loss_1d': l_1d, 'loss_2d': l_2d,
-        'fallback_rate': tf.reduce_mean(tf.cast(batch['fallback'], tf.float32)),
-        # Near 0 means collapse; 1/sqrt(D) for well-spread projections (BYOL §3.2 monitoring).
-        'projection_std': tf.reduce_mean(tf.math.reduce_std(z, axis=0)),
-    }
-    return metrics, results
+  def _encode_global(self, view, training):
+    """(F, F', online {z}, target {z'}): C5 maps and projections z = h(pool F) (eq. 1)."""
+    f = self.online_backbone(view, training=training)['c5']
+    f_t = tf.stop_gradient(self.target_backbone(view, training=training)['c5'])
+    online = {'z': self.online_projector(tf.reduce_mean(f, axis=[1, 2]), training=training)}
+    target = {'z': tf.stop_gradient(
+        self.target_projector(tf.reduce_mean(f_t, axis=[1, 2]), training=training))}
+    return f, f_t, online, target
 
   def _direction(self, online, target, box_a, box_b, training):
+    """View a online, view b target: L_1D (eq. 1) and L_2D (eqs. 3-10, or eq. 15)."""
     out = {'loss_1d': losses.byol_loss(self.predictor(online['z'], training=training),
                                        target['z'])}
     if not self.two_d:
@@ -178,10 +139,120 @@ class MultiSiam(keras.Model):
       return tf.concat([g, delta_c], axis=-1), g_t
     return g, g_t
 
-  def _moco_direction(self, online, target, box_a, box_b, training):
-    """MoCo-based MultiSiam (App. B.2): RoI alignment on F before the projectors, attention in
-    the online projector (eq. 18), K-means on G' (eq. 19), per-pixel InfoNCE against a queue of
-    other images' mean keys (DenseCL's dense queue); the 1D branch is MoCo's global InfoNCE."""
+  @_plain_graph
+  def forward(self, batch, training):
+    """Both directions of the symmetrised loss (eq. 11): (metrics, per-direction results)."""
+    encoded = [self._encode(batch[f'view{i}'], batch[f'flip{i}'], training) for i in (1, 2)]
+    results = [self._direction(encoded[a][0], encoded[b][1], batch[f'box{a + 1}'],
+                               batch[f'box{b + 1}'], training) for a, b in ((0, 1), (1, 0))]
+    l_1d = (results[0]['loss_1d'] + results[1]['loss_1d']) / 2
+    if self.two_d:
+      l_2d, lam = (results[0]['loss_2d'] + results[1]['loss_2d']) / 2, self.config.model.loss_lambda
+    else:
+      l_2d, lam = tf.zeros([]), 1.0
+    z = tf.math.l2_normalize(tf.cast(encoded[0][0]['z'], tf.float32), axis=-1)
+    metrics = {
+        'loss': losses.total_loss(l_1d, l_2d, lam), 'loss_1d': l_1d, 'loss_2d': l_2d,
+        'fallback_rate': tf.reduce_mean(tf.cast(batch['fallback'], tf.float32)),
+        # Near 0 means collapse; 1/sqrt(D) for well-spread projections (BYOL §3.2 monitoring).
+        'projection_std': tf.reduce_mean(tf.math.reduce_std(z, axis=0)),
+    }
+    return metrics, results
+
+  def call(self, images, training=False):
+    """The online backbone's endpoints: what downstream tasks use."""
+    return self.online_backbone(images, training=training)
+
+  # Training.
+
+  @_plain_graph
+  def gradients(self, batch):
+    """(grads aligned with online_variables, metrics) of eq. 11 on one batch."""
+    with tf.GradientTape() as tape:
+      metrics, _ = self.forward(batch, training=True)
+      replicas = tf.distribute.get_strategy().num_replicas_in_sync
+      # The optimizer sums gradients over replicas; each replica contributes its share of the mean.
+      loss = self.optimizer.scale_loss(metrics['loss'] / replicas)
+    return tape.gradient(loss, self.online_variables), metrics
+
+  @_plain_graph
+  def apply_update(self, grads):
+    """One optimizer step on the online weights, then the EMA target update (eq. 2)."""
+    self.optimizer.apply(grads, self.online_variables)
+    tau = target_lib.target_momentum(self.optimizer.iterations, self.config.train.steps,
+                                     self.config.optim.tau_base)
+    self.update_target(tau)
+    return {'tau': tf.cast(tau, tf.float32),
+            'lr': tf.cast(self.optimizer.learning_rate, tf.float32)}
+
+  @_plain_graph
+  def update_target(self, tau):
+    """xi <- tau xi + (1 - tau) theta over every target weight (eq. 2)."""
+    target_lib.ema_update([(t, o) for target, online in self.target_pairs()
+                           for t, o in zip(target.trainable_variables,
+                                           online.trainable_variables)], tau)
+
+  @_plain_graph
+  def train_step(self, batch):
+    grads, metrics = self.gradients(batch)
+    metrics.update(self.apply_update(grads))
+    return self._track(metrics)
+
+  @_plain_graph
+  def test_step(self, batch):
+    metrics, _ = self.forward(batch, training=False)
+    return self._track(metrics)
+
+  def _track(self, metrics):
+    for name in _METRICS:
+      self.trackers[name].update_state(metrics[name])
+    return metrics
+
+  @_plain_graph
+  def cluster_maps(self, batch):
+    """K-means assignment [B, h, w] of the target map of view 1 seen from view 2 (TensorBoard)."""
+    _, results = self.forward(batch, training=False)
+    return results[1].get('assignment')
+
+
+class MultiSiamMoCo(MultiSiam):
+  """MoCo-based MultiSiam (App. B.2): RoI alignment on F before the projectors, attention in the
+  online projector (eq. 18), K-means on G' (eq. 19), per-pixel InfoNCE against a queue of other
+  images' mean keys (DenseCL's dense queue); the 1D branch is MoCo's global InfoNCE."""
+
+  def _build_online_only(self):
+    """No predictor (the queries are the online projections); queues of negative keys instead."""
+    self.queue_1d = self._queue('queue_1d', 1)
+    self.queue_2d = self._queue('queue_2d', 2)
+
+  def _queue(self, name, index):
+    m = self.config.model
+    queue = target_lib.initial_queue(m.moco.queue_size, m.head.output_dim,
+                                     [self.config.seed, index])
+    return self.add_weight(name=name, shape=queue.shape, initializer=lambda *_, **__: queue,
+                           trainable=False)
+
+  def _online_modules(self):
+    return [self.online_backbone, self.online_projector, self.online_projector_2d]
+
+  def _encode(self, view, flip, training):
+    """Online {z, F} and target {z', F'}: the C5 maps themselves, flipped back."""
+    f, f_t, online, target = self._encode_global(view, training)
+    online['f'], target['f'] = align.flip_back(f, flip), align.flip_back(f_t, flip)
+    return online, target
+
+  @_plain_graph
+  def forward(self, batch, training):
+    """MultiSiam's forward; in training, the target keys it used then enter the queues (as in
+    MoCo's own forward), the newest of every replica in front."""
+    metrics, results = super().forward(batch, training)
+    if training:
+      for queue, key in ((self.queue_1d, 'keys_1d'), (self.queue_2d, 'keys_2d')):
+        target_lib.push(queue, tf.concat([tf.cast(r[key], tf.float32) for r in results], axis=0))
+    return metrics, results
+
+  def _direction(self, online, target, box_a, box_b, training):
+    """Global InfoNCE (1D) and per-pixel InfoNCE on K-means positives (eqs. 16-21)."""
     m = self.config.model
     t = m.moco.temperature
     l_1d = losses.moco_pixel_loss(online['z'][:, None, None], target['z'][:, None, None],
@@ -201,92 +272,25 @@ class MultiSiam(keras.Model):
             'assignment': assignment, 'keys_1d': target['z'],
             'keys_2d': tf.reduce_mean(tf.math.l2_normalize(g_t, axis=-1), axis=[1, 2])}
 
-  def call(self, images, training=False):
-    """The online backbone's endpoints: what downstream tasks use."""
-    return self.online_backbone(images, training=training)
 
-  # Training.
+MODELS = {'multisiam': MultiSiam, 'byol': MultiSiam, 'multisiam_moco': MultiSiamMoCo}
 
-  @_plain_graph
-  def gradients(self, batch):
-    """(grads aligned with online_variables, metrics, forward results) for one batch."""
-    with tf.GradientTape() as tape:
-      metrics, results = self.forward(batch, training=True)
-      replicas = tf.distribute.get_strategy().num_replicas_in_sync
-      # The optimizer sums gradients over replicas; each replica contributes its share of the mean.
-      loss = self.optimizer.scale_loss(metrics['loss'] / replicas)
-    grads = tape.gradient(loss, self.online_variables)
-    if self.moco:
-      self._enqueue(results)
-    return grads, metrics
 
-  @_plain_graph
-  def apply_update(self, grads):
-    """One optimizer step on the online weights, then the EMA target update (eq. 2)."""
-    self.optimizer.apply(grads, self.online_variables)
-    step = tf.cast(self.optimizer.iterations, tf.float32)
-    tau = schedules.target_momentum(step, self.config.train.steps, self.config.optim.tau_base)
-    self.update_target(tau)
-    return {'tau': tf.cast(tau, tf.float32),
-            'lr': tf.cast(self.optimizer.learning_rate, tf.float32)}
+def build(config):
+  """The model of config.model.method with every variable created, its target a copy of the
+  online network."""
+  model = MODELS[config.model.method](config)
+  model.build_variables()
+  return model
 
-  @_plain_graph
-  def train_step(self, batch):
-    grads, metrics = self.gradients(batch)
-    metrics.update(self.apply_update(grads))
-    for name in _METRICS:
-      self.trackers[name].update_state(metrics[name])
-    return metrics
 
-  @_plain_graph
-  def test_step(self, batch):
-    metrics, _ = self.forward(batch, training=False)
-    for name in _METRICS:
-      self.trackers[name].update_state(metrics[name])
-    return metrics
+def _backbone(b, name):
+  return resnet.ResNet(b.depth, b.width, b.output_stride, sync_bn=b.sync_bn, name=name)
 
-  @_plain_graph
-  def update_target(self, tau):
-    """xi <- tau xi + (1 - tau) theta (eq. 2), in cross-replica context (mirrored variables
-    cannot be assigned from a replica)."""
-    pairs = [(t, o) for target, online in self.target_pairs()
-             for t, o in zip(target.trainable_variables, online.trainable_variables)]
 
-    def ema(strategy, tau):
-      # `.value`: the tf.Variable (mirrored under a strategy) inside each Keras variable; tau is
-      # per replica here, so it travels through args too.
-      for t, o in pairs:
-        strategy.extended.update(
-            t.value, lambda t, o, tau: t.assign(tau * t + (1 - tau) * tf.cast(o, t.dtype)),
-            args=(o.value, tau))
-
-    self._in_cross_replica(ema, tau)
-
-  def _enqueue(self, results):
-    """MoCo queues: the newest target keys of every replica go in front, the oldest drop out."""
-    ctx = tf.distribute.get_replica_context()
-    for queue, key in ((self.queue_1d, 'keys_1d'), (self.queue_2d, 'keys_2d')):
-      keys = tf.concat([tf.cast(r[key], tf.float32) for r in results], axis=0)
-      if ctx is not None:
-        keys = ctx.all_gather(keys, axis=0)
-
-      def push(strategy, keys, queue=queue):
-        strategy.extended.update(
-            queue.value, lambda q, k: q.assign(tf.concat([k, q], axis=0)[:q.shape[0]]),
-            args=(keys,))
-
-      self._in_cross_replica(push, tf.math.l2_normalize(keys, axis=-1))
-
-  @staticmethod
-  def _in_cross_replica(fn, *args):
-    ctx = tf.distribute.get_replica_context()
-    if ctx is None:
-      fn(tf.distribute.get_strategy(), *args)
-    else:
-      ctx.merge_call(fn, args=args)
-
-  @_plain_graph
-  def cluster_maps(self, batch):
-    """K-means assignment [B, h, w] of the target map of view 1 seen from view 2 (TensorBoard)."""
-    _, results = self.forward(batch, training=False)
-    return results[1].get('assignment')
+def _dummy_batch(size):
+  views = tf.zeros([2, size, size, 3])
+  boxes = tf.constant([[0.0, 0.0, 1.0, 1.0]] * 2)
+  flips = tf.zeros([2], tf.bool)
+  return {'view1': views, 'view2': views, 'box1': boxes, 'box2': boxes, 'flip1': flips,
+          'flip2': flips, 'fallback': flips}

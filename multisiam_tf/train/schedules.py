@@ -1,4 +1,4 @@
-"""Per-step schedules: learning rate and target momentum (paper §4.1, eq. 2; METHOD.md §5).
+"""The learning-rate schedule: linear warmup, then cosine (paper §4.1; METHOD.md §5).
 
 Pure functions of the step, as DeepMind BYOL's `utils/schedules.py`; they accept python numbers
 or tensors and return float32 tensors.
@@ -26,11 +26,6 @@ def learning_rate(step, base_lr, batch_size, warmup_steps, total_steps):
   warmup = peak * tf.math.divide_no_nan(step, tf.cast(warmup_steps, tf.float32))
   decay = _cosine_decay(step - warmup_steps, total_steps - warmup_steps, peak)
   return tf.where(step < warmup_steps, warmup, decay)
-
-
-def target_momentum(step, total_steps, tau_base):
-  """tau = 1 - (1 - tau_base) (cos(pi k / K) + 1) / 2: tau_base at k = 0, 1 at k = K (eq. 2)."""
-  return 1.0 - _cosine_decay(step, total_steps, 1.0 - tau_base)
 
 
 @keras.saving.register_keras_serializable(package='multisiam_tf')

@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from multisiam_tf import palette
 from multisiam_tf.eval import visualize
 
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'scripts',
@@ -38,7 +39,7 @@ def test_overlay_blends_each_pixels_cluster_colour():
   images = rng.integers(0, 256, (2, 5, 7, 3), dtype=np.uint8)
   assignment = rng.integers(0, 10, (2, 5, 7))  # beyond the palette: colours repeat
   blended = visualize.overlay(images, assignment, alpha=0.25)
-  expected = 0.75 * images + 0.25 * visualize.PALETTE[assignment % len(visualize.PALETTE)]
+  expected = 0.75 * images + 0.25 * palette.PALETTE[assignment % len(palette.PALETTE)]
   np.testing.assert_allclose(blended, expected, atol=0.5)
   assert blended.dtype == np.uint8
 

@@ -11,8 +11,9 @@ import PIL.Image
 import pytest
 import tensorflow as tf
 
+from multisiam_tf import config as config_lib
 from multisiam_tf.models import multisiam
-from multisiam_tf.train import loop
+from multisiam_tf.train import checkpoints
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -29,30 +30,24 @@ def _script(name):
 @pytest.fixture(scope='module')
 def workdir(tmp_path_factory):
   """A run folder as training leaves it: config.json and checkpoints/ckpt-7 of a tiny model."""
-  spec = importlib.util.spec_from_file_location('demo', os.path.join(ROOT, 'configs', 'demo.py'))
-  demo = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(demo)
-  config = demo.get_config()
+  config = config_lib.load(os.path.join(ROOT, 'configs', 'demo.py')).get_config()
   config.data.image_size = 32
   config.model.backbone.width = 0.25
   config.model.backbone.output_stride = 32
   config.model.head.hidden_dim = 16
   config.model.head.output_dim = 8
   folder = str(tmp_path_factory.mktemp('runs') / 'w1')
-  tf.io.gfile.makedirs(folder)
-  with open(os.path.join(folder, loop.CONFIG), 'w') as f:
-    f.write(config.to_json_best_effort(indent=2))
-  model = multisiam.MultiSiam(config)
-  model.build_variables()
+  checkpoints.write_config(config, folder)
+  model = multisiam.build(config)
   tf.train.CheckpointManager(tf.train.Checkpoint(model=model),
-                             os.path.join(folder, loop.CHECKPOINTS), 2).save(7)
+                             os.path.join(folder, checkpoints.CHECKPOINTS), 2).save(7)
   return folder, model.online_backbone
 
 
 def test_export_defaults(workdir):
   folder, backbone = workdir
   export = _script('export')
-  assert loop.newest_step(folder) == 7
+  assert checkpoints.newest_step(folder) == 7
   assert export.default_out(folder, 'saved_model', 7) == os.path.join('saved_models', 'w1', '7')
   export.main(export.parse(['export.py', '--workdir', folder, '--format', 'detectron2']))
   with open(os.path.join(folder, 'exports', 'w1-7.pkl'), 'rb') as f:

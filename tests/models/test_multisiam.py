@@ -1,6 +1,5 @@
 """MultiSiam: EMA, gradient routing, every variant, a short real training run, checkpoints."""
 
-import importlib.util
 import os
 
 import keras
@@ -15,29 +14,13 @@ from multisiam_tf.models import multisiam
 from multisiam_tf.train import loop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ABLATIONS = config_lib.load(os.path.join(ROOT, 'configs', 'ablations_waymo.py')).ABLATIONS
 
 
-def tiny(**overrides):
-  """ResNet-18 at quarter width on 64 px views (a 4x4 C5 map), heads of 64, batch 4."""
-  c = config_lib.defaults()
-  c.data.format = 'folder'
-  c.data.image_size = 64
-  c.model.backbone.depth = 18
-  c.model.backbone.width = 0.25
-  c.model.backbone.output_stride = 16
-  c.model.head.hidden_dim = 64
-  c.model.head.output_dim = 32
-  c.model.moco.queue_size = 64
-  c.train.batch_size = 4
-  c.train.steps = 100
-  c.optim.warmup_steps = 2
-  for field, value in overrides.items():
-    *parents, leaf = field.split('__')
-    node = c
-    for parent in parents:
-      node = node[parent]
-    node[leaf] = value
-  return config_lib.validate(c)
+@pytest.fixture(scope='session')
+def tiny(tiny_config):
+  """tiny(overrides) -> the tiny config on 64 px views (a 4x4 C5 map), batch 4, overridden."""
+  return lambda overrides=None: tiny_config('64', {'train.batch_size': 4, **(overrides or {})})
 
 
 def random_batch(config, seed=0):
@@ -53,7 +36,7 @@ def random_batch(config, seed=0):
 
 
 @pytest.fixture(scope='module')
-def built():
+def built(tiny):
   config = tiny()
   return loop.build_model(config), config
 
@@ -126,24 +109,16 @@ def test_train_step_moves_online_then_target_by_ema(built):
   assert moved > 0.9 * len(pairs)
 
 
-def load_ablations():
-  spec = importlib.util.spec_from_file_location(
-      'ablations', os.path.join(ROOT, 'configs', 'ablations_waymo.py'))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.ABLATIONS
-
-
 # Ablations that differ only in data or in a number share a code path with one listed here.
 SAME_MODEL_AS = {'byol_iou': 'byol', 'iou_0.3': 'offset', 'iou_0.7': 'offset', 'k4': 'k5'}
 
 
-@pytest.mark.parametrize('name', sorted(set(load_ablations()) - set(SAME_MODEL_AS)))
-def test_every_variant_builds_and_steps(name):
-  overrides = {k.replace('.', '__'): v for k, v in load_ablations()[name].items()}
-  config = tiny(data__image_size=32, **overrides)
+@pytest.mark.parametrize('name', sorted(set(ABLATIONS) - set(SAME_MODEL_AS)))
+def test_every_variant_builds_and_steps(tiny, name):
+  config = tiny({'data.image_size': 32, **ABLATIONS[name]})
   model = loop.build_model(config)
-  queue_before = model.queue_1d.numpy().copy() if model.moco else None
+  moco = isinstance(model, multisiam.MultiSiamMoCo)
+  queue_before = model.queue_1d.numpy().copy() if moco else None
   first = model.train_step(random_batch(config))
   second = model.train_step(random_batch(config))
   for metrics in (first, second):
@@ -155,7 +130,7 @@ def test_every_variant_builds_and_steps(name):
     lam = config.model.loss_lambda
     assert float(first['loss']) == pytest.approx(
         lam * float(first['loss_1d']) + (1 - lam) * float(first['loss_2d']), rel=1e-5)
-  if config.model.method == 'multisiam_moco':
+  if moco:
     # Both directions' keys (2 x batch) enter at the front; the rest moved back, oldest out.
     queue, pushed = model.queue_1d.numpy(), 4 * config.train.batch_size
     np.testing.assert_array_equal(queue[pushed:], queue_before[:-pushed])
@@ -170,11 +145,11 @@ def scenes(tmp_path_factory):
 
 
 @pytest.mark.parametrize('precision', ['float32', 'mixed_bfloat16'])
-def test_trains_on_synthetic_scenes_without_collapse(scenes, precision):
+def test_trains_on_synthetic_scenes_without_collapse(tiny, scenes, precision):
   keras.mixed_precision.set_global_policy(precision)
   try:
-    config = tiny(data__path=scenes, train__steps=20, optim__warmup_steps=2,
-                  optim__base_lr=2.0)
+    config = tiny({'data.path': scenes, 'train.steps': 20, 'optim.warmup_steps': 2,
+                   'optim.base_lr': 2.0, 'model.head.hidden_dim': 64, 'model.kmeans.k': 3})
     model = loop.build_model(config)
     data = iter(pipeline.make_dataset(config, seed=0))
     step = tf.function(model.train_step)
@@ -188,7 +163,7 @@ def test_trains_on_synthetic_scenes_without_collapse(scenes, precision):
   assert std > 0.5 / np.sqrt(config.model.head.output_dim), std
 
 
-def test_checkpoint_round_trip_gives_the_same_next_step(tmp_path):
+def test_checkpoint_round_trip_gives_the_same_next_step(tiny, tmp_path):
   config = tiny()
   model = loop.build_model(config)
   for seed in range(2):

@@ -1,26 +1,16 @@
-"""Shared fixtures of the training tests: small synthetic images, the tiny config, a reference
-run, event reading. (pytest runs in importlib mode: helpers come as fixtures, not imports.)"""
+"""Shared fixtures of the training tests: small synthetic images, the tiny config on them, a
+reference run, event reading. (pytest runs in importlib mode: helpers come as fixtures.)"""
 
-import importlib.util
 import os
 import socket
 
 import pytest
 import tensorflow as tf
 
-from multisiam_tf import config as config_lib
 from multisiam_tf.data import synthetic
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-TINY_CONFIG = os.path.join(HERE, 'tiny_config.py')
-
-
-def _tiny_config_module():
-  spec = importlib.util.spec_from_file_location('tiny_config', TINY_CONFIG)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
 @pytest.fixture(scope='session')
@@ -32,14 +22,11 @@ def image_folder(tmp_path_factory):
 
 
 @pytest.fixture(scope='session')
-def tiny():
-  """tiny(data_path, **train) -> the tiny config with `train.<name>=value` overrides, validated."""
-  get_config = _tiny_config_module().get_config
-
+def tiny(tiny_config):
+  """tiny(data_path, **train) -> the tiny config on data_path with `train.<name>=value`."""
   def make(data_path, **train):
-    c = get_config(data_path)
-    c.train.update(train)
-    return config_lib.validate(c)
+    return tiny_config(overrides={'data.path': data_path,
+                                  **{f'train.{k}': v for k, v in train.items()}})
   return make
 
 
@@ -83,8 +70,8 @@ def free_ports():
 
 @pytest.fixture
 def subprocess_env():
-  """The environment of test subprocesses: repository and this folder importable, TF quiet."""
-  path = [ROOT, HERE] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]
+  """The environment of test subprocesses: the repository importable, TF quiet."""
+  path = [ROOT] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]
   env = dict(os.environ, PYTHONPATH=os.pathsep.join(path), TF_CPP_MIN_LOG_LEVEL='2')
   env.pop('TF_CONFIG', None)
   return env

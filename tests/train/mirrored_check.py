@@ -15,9 +15,12 @@ import sys
 import tensorflow as tf
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
+from multisiam_tf import config as config_lib
 from multisiam_tf.train import distribute
 from multisiam_tf.train import loop
-import tiny_config
+from multisiam_tf.train import summaries
+
+TINY_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'tiny_config.py')
 
 GLOBAL_BATCH = 4
 
@@ -50,7 +53,7 @@ def main(name, workdir):
   # Graph optimisation costs more than these 3 tiny steps gain from it; the maths is the same.
   tf.config.optimizer.set_experimental_options({'disable_meta_optimizer': True})
   loop.pipeline.make_dataset = same_global_batches
-  config = tiny_config.get_config('unused')
+  config = config_lib.load(TINY_CONFIG).get_config()
   config.model.backbone.sync_bn = name == 'mirrored'  # one device: global batch statistics
   config.train.batch_size = GLOBAL_BATCH
   config.train.steps = 3
@@ -59,7 +62,7 @@ def main(name, workdir):
   assert strategy.num_replicas_in_sync == (2 if name == 'mirrored' else 1)
   loop.train(config, workdir, strategy)
   losses = {}
-  for path in tf.io.gfile.glob(os.path.join(workdir, loop.EVENTS, 'events.out.tfevents.*')):
+  for path in tf.io.gfile.glob(os.path.join(workdir, summaries.EVENTS, 'events.out.tfevents.*')):
     for event in tf.compat.v1.train.summary_iterator(path):
       for value in event.summary.value:
         if value.tag == 'loss':

@@ -4,21 +4,25 @@
   TF_CONFIG=... python tests/train/multiworker_worker.py IMAGES WORKDIR OUT.npz
 """
 
+import os
 import sys
 
 import numpy as np
 import tensorflow as tf
 
+from multisiam_tf import config as config_lib
 from multisiam_tf.train import distribute
 from multisiam_tf.train import loop
-import tiny_config
+
+TINY_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'tiny_config.py')
 
 
 def main(images, workdir, out):
   # Graph optimisation costs more than these 3 tiny steps gain from it; the maths is the same.
   tf.config.optimizer.set_experimental_options({'disable_meta_optimizer': True})
   strategy = distribute.make_strategy('multi_worker')  # before any other TF op
-  config = tiny_config.get_config(images)
+  config = config_lib.load(TINY_CONFIG).get_config()
+  config.data.path = images
   config.train.steps = 3
   config.train.image_every = 100
   model = loop.train(config, workdir, strategy)

@@ -1,4 +1,4 @@
-"""Whole tiny runs in this process: logs, images, the NaN guard, SIGTERM, restore_backbone."""
+"""Whole tiny runs in this process: config, checkpoints, logs, images, the NaN guard, SIGTERM."""
 
 import io
 import json
@@ -11,25 +11,27 @@ import PIL.Image
 import pytest
 import tensorflow as tf
 
+from multisiam_tf.train import checkpoints
 from multisiam_tf.train import distribute
 from multisiam_tf.train import loop
+from multisiam_tf.train import summaries
 
 METRICS = ('loss', 'loss_1d', 'loss_2d', 'tau', 'lr', 'fallback_rate', 'projection_std',
            'images_per_sec')
 
 
 def _checkpoint_steps(workdir):
-  state = tf.train.get_checkpoint_state(os.path.join(workdir, loop.CHECKPOINTS))
+  state = tf.train.get_checkpoint_state(os.path.join(workdir, checkpoints.CHECKPOINTS))
   return [int(p.rsplit('-', 1)[1]) for p in state.all_model_checkpoint_paths]
 
 
 def test_run_writes_config_checkpoints_and_scalars(reference_run, read_events):
   workdir, model = reference_run
-  with open(os.path.join(workdir, loop.CONFIG)) as f:
+  with open(os.path.join(workdir, checkpoints.CONFIG)) as f:
     assert json.load(f)['train']['steps'] == 6
   assert _checkpoint_steps(workdir) == [2, 4, 6]  # keep_checkpoints=3
   assert int(model.optimizer.iterations.numpy()) == 6
-  events = read_events(os.path.join(workdir, loop.EVENTS))
+  events = read_events(os.path.join(workdir, summaries.EVENTS))
   for name in METRICS:
     assert sorted(events[name]) == [1, 2, 3, 4, 5, 6], name
     assert all(np.isfinite(v) for v in events[name].values()), name
@@ -40,7 +42,7 @@ def test_run_writes_config_checkpoints_and_scalars(reference_run, read_events):
 
 def test_images_show_views_and_clusters(reference_run, read_events):
   workdir, _ = reference_run
-  events = read_events(os.path.join(workdir, loop.EVENTS))
+  events = read_events(os.path.join(workdir, summaries.EVENTS))
   for tag in ('view1', 'view2', 'clusters_view1'):
     assert sorted(events[tag]) == [4], tag
     width, height, *pngs = events[tag][4]
@@ -50,17 +52,6 @@ def test_images_show_views_and_clusters(reference_run, read_events):
   # The overlap box is drawn in pure red on the views.
   views = [np.asarray(PIL.Image.open(io.BytesIO(p))) for p in events['view1'][4][2:]]
   assert any(((v == [255, 0, 0]).all(axis=-1)).sum() >= 4 for v in views)
-
-
-def test_restore_backbone_reads_the_chosen_checkpoint(reference_run):
-  workdir, model = reference_run
-  backbone, config = loop.restore_backbone(workdir)
-  assert config.train.steps == 6
-  final = model.online_backbone.get_weights()
-  for restored, trained in zip(backbone.get_weights(), final):
-    np.testing.assert_array_equal(restored, trained)
-  earlier, _ = loop.restore_backbone(workdir, step=2)
-  assert not np.array_equal(earlier.get_weights()[0], final[0])
 
 
 def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(
@@ -89,9 +80,14 @@ def test_sigterm_saves_a_checkpoint_and_returns(image_folder, tiny, tmp_path):
     os.kill(os.getpid(), signal.SIGTERM)
 
   threading.Thread(target=terminate_once_handled, daemon=True).start()
-  config = tiny(image_folder, steps=100, checkpoint_every=50, image_every=100)
+  # In epochs: 25 epochs of 8 images at batch 2 are 100 steps.
+  config = tiny(image_folder, epochs=25, checkpoint_every=50, image_every=100)
   model = loop.train(config, str(tmp_path), distribute.make_strategy('default'))
   stopped = int(model.optimizer.iterations.numpy())
   assert 1 <= stopped < 100
+  with open(os.path.join(tmp_path, checkpoints.CONFIG)) as f:
+    written = json.load(f)
+  assert (written['train']['steps'], written['train']['epochs']) == (100, None)
+  assert written['optim']['warmup_steps'] == 1
   assert _checkpoint_steps(str(tmp_path)) == [stopped]
   assert signal.getsignal(signal.SIGTERM) is default_handler

@@ -1,7 +1,6 @@
-"""Restarts: SIGKILL mid-run then resume, corrupt newest checkpoint, the pretrain script."""
+"""Restarts through the pretrain script: SIGKILL mid-run then resume; a bad config."""
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -10,7 +9,8 @@ import time
 import pytest
 import tensorflow as tf
 
-from multisiam_tf.train import loop
+from multisiam_tf.train import checkpoints
+from multisiam_tf.train import summaries
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -18,7 +18,7 @@ PRETRAIN = os.path.join(ROOT, 'scripts', 'pretrain.py')
 
 
 def _pretrain(workdir, images, *flags):
-  return [sys.executable, PRETRAIN, f'--config={os.path.join(HERE, "tiny_config.py")}',
+  return [sys.executable, PRETRAIN, f'--config={os.path.join(ROOT, "tests", "tiny_config.py")}',
           f'--config.data.path={images}', f'--workdir={workdir}', '--strategy=default', *flags]
 
 
@@ -34,58 +34,26 @@ def _wait_for_checkpoint(directory, process, timeout=600):
 def test_sigkill_then_restart_resumes_and_matches_an_uninterrupted_run(
     reference_run, image_folder, tmp_path, subprocess_env, read_events):
   workdir = str(tmp_path / 'run')
-  checkpoints = os.path.join(workdir, loop.CHECKPOINTS)
+  saved = os.path.join(workdir, checkpoints.CHECKPOINTS)
   first = subprocess.Popen(_pretrain(workdir, image_folder), env=subprocess_env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  _wait_for_checkpoint(checkpoints, first)
+  _wait_for_checkpoint(saved, first)
   first.send_signal(signal.SIGKILL)
   first.wait(timeout=60)
-  killed_at = int(tf.train.latest_checkpoint(checkpoints).rsplit('-', 1)[1])
+  killed_at = int(tf.train.latest_checkpoint(saved).rsplit('-', 1)[1])
   assert killed_at in (2, 4)
 
   second = subprocess.run(_pretrain(workdir, image_folder), env=subprocess_env,
                           capture_output=True, text=True, timeout=600)
   assert second.returncode == 0, second.stderr[-3000:]
-  assert f'resumed from {checkpoints}/ckpt-{killed_at}' in second.stderr
+  assert f'resumed from {saved}/ckpt-{killed_at}' in second.stderr
   assert f'{killed_at + 1}/6 [' in second.stdout  # the progress line counts on from there
-  assert tf.train.latest_checkpoint(checkpoints).endswith('ckpt-6')
+  assert tf.train.latest_checkpoint(saved).endswith('ckpt-6')
   # The input position is restored with the weights: the resumed steps see the same batches.
-  reference = read_events(os.path.join(reference_run[0], loop.EVENTS))['loss']
-  resumed = read_events(os.path.join(workdir, loop.EVENTS))['loss']
+  reference = read_events(os.path.join(reference_run[0], summaries.EVENTS))['loss']
+  resumed = read_events(os.path.join(workdir, summaries.EVENTS))['loss']
   for step in range(killed_at + 1, 7):
     assert resumed[step] == pytest.approx(reference[step], rel=1e-4, abs=1e-6), step
-
-
-@pytest.mark.parametrize('damage', ['corrupt_data', 'missing_index'])
-def test_unreadable_newest_checkpoint_falls_back_to_the_previous(
-    reference_run, image_folder, tiny, tmp_path, damage):
-  directory = str(tmp_path / 'checkpoints')
-  shutil.copytree(os.path.join(reference_run[0], loop.CHECKPOINTS), directory)
-  newest = os.path.join(directory, 'ckpt-6')
-  if damage == 'corrupt_data':
-    data = newest + '.data-00000-of-00001'
-    with open(data, 'r+b') as f:
-      f.seek(os.path.getsize(data) // 2)
-      f.write(b'\xff' * 4096)
-  else:
-    os.remove(newest + '.index')
-  model = loop.build_model(tiny(image_folder))
-  step = tf.Variable(-1, dtype=tf.int64)
-  checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, step=step)
-  assert loop.restore_newest(checkpoint, directory) == os.path.join(directory, 'ckpt-4')
-  assert int(step.numpy()) == 4
-  assert int(model.optimizer.iterations.numpy()) == 4
-
-
-def test_all_checkpoints_unreadable_is_an_error(reference_run, tmp_path):
-  directory = str(tmp_path / 'checkpoints')
-  shutil.copytree(os.path.join(reference_run[0], loop.CHECKPOINTS), directory)
-  for name in os.listdir(directory):
-    if name.endswith('.index'):
-      os.remove(os.path.join(directory, name))
-  checkpoint = tf.train.Checkpoint(step=tf.Variable(0, dtype=tf.int64))
-  with pytest.raises(RuntimeError, match='no readable checkpoint'):
-    loop.restore_newest(checkpoint, directory)
 
 
 def test_pretrain_rejects_a_bad_config_before_any_work(tmp_path, image_folder, subprocess_env):

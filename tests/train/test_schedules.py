@@ -1,4 +1,4 @@
-"""Learning-rate and target-momentum schedules (METHOD.md §5) against numpy."""
+"""The learning-rate schedule (METHOD.md §5) against numpy."""
 
 import math
 
@@ -43,9 +43,3 @@ def test_warmup_cosine_is_a_serialisable_keras_schedule():
   restored = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(schedule))
   assert isinstance(restored, schedules.WarmupCosine)
   assert restored.get_config() == schedule.get_config()
-
-
-@pytest.mark.parametrize('step,want', [(0, 0.996), (500, 0.998), (1000, 1.0), (1500, 1.0),
-                                       (250, 1 - 0.004 * (math.cos(math.pi / 4) + 1) / 2)])
-def test_target_momentum(step, want):
-  np.testing.assert_allclose(float(schedules.target_momentum(step, 1000, 0.996)), want, rtol=1e-6)
