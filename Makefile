@@ -25,8 +25,11 @@ $(INSTALLED): pyproject.toml
 	$(PIP) -e '.[$(TF),dev]'
 	touch $@
 
+# Two lanes: every test in float32, then the model and training runs again in mixed_bfloat16
+# (native on CPUs with AVX512-BF16 or AMX, emulated elsewhere), so any host checks both paths.
 test: $(INSTALLED)
 	$(PY) -m pytest -n 2 --dist loadfile tests
+	MULTISIAM_TEST_PRECISION=mixed_bfloat16 $(PY) -m pytest -n 2 --dist loadfile tests/models tests/train
 
 # Synthetic scenes -> pretraining -> SavedModel -> dense probe (pretrained vs random init) -> clusters.
 demo: $(INSTALLED)

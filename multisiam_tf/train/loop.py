@@ -27,6 +27,9 @@ from multisiam_tf.train import schedules
 from multisiam_tf.train import summaries
 
 
+_GUARDED = ('loss', 'grad_norm')  # the run stops at the update where either is not finite
+
+
 def train(config, workdir, strategy):
   """Pretrains per `config` in `workdir`, resuming from its newest checkpoint; returns the model."""
   config = config_lib.resolve_schedule(config)
@@ -48,10 +51,11 @@ def train(config, workdir, strategy):
       metrics = {k: float(v) for k, v in metrics.items()}
       seconds = time.time() - start
       done, current = current, int(step.numpy())
-      if not math.isfinite(metrics['loss']):
+      if not all(math.isfinite(metrics[k]) for k in _GUARDED):
         raise FloatingPointError(
-            f'loss is {metrics["loss"]} at step {current}; stopped without saving, the last '
-            f'good checkpoint is {tf.train.latest_checkpoint(saver.directory)}')
+            f'{", ".join(f"{k} {metrics[k]}" for k in _GUARDED)} at step {current}; stopped '
+            f'without saving, the last good checkpoint is '
+            f'{tf.train.latest_checkpoint(saver.directory)}')
       metrics['images_per_sec'] = (current - done) * t.batch_size * t.accumulate_steps / seconds
       if progress:
         progress.update(current, metrics)
@@ -97,8 +101,8 @@ def make_train_loop(model, strategy, step, accumulate_steps):
 
   One update: on every replica, eqs. 1-11 and their gradient on each of `accumulate_steps`
   micro-batches (model.gradients), the mean gradient applied once by LARS, then the EMA target
-  update of eq. 2 (model.apply_update). The loop stops early after a non-finite loss; `step` then
-  names the update that produced it.
+  update of eq. 2 (model.apply_update). The loop stops early after a non-finite loss or gradient
+  norm; `step` then names the update that produced it.
   """
   def replica_update(micro_batches):
     grads, metrics = None, []
@@ -107,7 +111,10 @@ def make_train_loop(model, strategy, step, accumulate_steps):
       grads = g if grads is None else [a + b for a, b in zip(grads, g)]
       metrics.append(m)
     mean = {k: tf.add_n([m[k] for m in metrics]) / accumulate_steps for k in metrics[0]}
-    mean.update(model.apply_update([g / accumulate_steps for g in grads]))
+    grads = [g / accumulate_steps for g in grads]
+    # This replica's share; a non-finite entry anywhere makes the mean over replicas non-finite.
+    mean['grad_norm'] = tf.cast(tf.linalg.global_norm(grads), tf.float32)
+    mean.update(model.apply_update(grads))
     return mean
 
   # No autograph: the model's control flow is Python's, and converting it doubles tracing time.
@@ -123,7 +130,8 @@ def make_train_loop(model, strategy, step, accumulate_steps):
   @tf.function(autograph=False)
   def train_loop(iterator, num_steps):
     def running(i, metrics):
-      return tf.logical_and(i < num_steps, tf.math.is_finite(metrics['loss']))
+      finite = [tf.math.is_finite(metrics[k]) for k in _GUARDED]
+      return tf.logical_and(i < num_steps, tf.reduce_all(finite))
 
     # The first update runs outside the loop: it fixes the structure the loop carries.
     _, metrics = tf.while_loop(running, lambda i, _: (i + 1, update(iterator)),

@@ -2,7 +2,7 @@
 {step: loss} as JSON: `default` on one device, or `mirrored` (synchronised BN) over two logical
 CPUs, which must be set before TensorFlow initialises, hence a process of its own.
 
-  python tests/train/mirrored_check.py default|mirrored WORKDIR
+  python tests/train/mirrored_check.py default|mirrored WORKDIR PRECISION
 
 The batches are seeded per global step and split into per-replica slices, so both strategies see
 the same global batch.
@@ -46,7 +46,7 @@ def same_global_batches(config, *, seed, input_context=None, batch_size=None):
   return tf.data.Dataset.range(10**9).map(element)
 
 
-def main(name, workdir):
+def main(name, workdir, precision):
   if name == 'mirrored':
     cpu = tf.config.list_physical_devices('CPU')[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
@@ -57,6 +57,7 @@ def main(name, workdir):
   config.model.backbone.sync_bn = name == 'mirrored'  # one device: global batch statistics
   config.train.batch_size = GLOBAL_BATCH
   config.train.steps = 3
+  config.train.precision = precision
   config.train.image_every = 100
   strategy = distribute.make_strategy(name)
   assert strategy.num_replicas_in_sync == (2 if name == 'mirrored' else 1)

@@ -54,9 +54,10 @@ def test_choose_precision_sets_the_keras_policy():
     keras.mixed_precision.set_global_policy(before)
 
 
-def test_mirrored_sync_bn_matches_one_device(tmp_path, subprocess_env):
+def test_mirrored_sync_bn_matches_one_device(tmp_path, subprocess_env, lane_precision):
   runs = {name: subprocess.Popen(  # in parallel: a process each
-      [sys.executable, os.path.join(HERE, 'mirrored_check.py'), name, str(tmp_path / name)],
+      [sys.executable, os.path.join(HERE, 'mirrored_check.py'), name, str(tmp_path / name),
+       lane_precision],
       env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
           for name in ('default', 'mirrored')}
   losses = {}
@@ -66,8 +67,11 @@ def test_mirrored_sync_bn_matches_one_device(tmp_path, subprocess_env):
     losses[name] = json.loads(stdout.strip().splitlines()[-1])
   one, two = losses['default'], losses['mirrored']
   assert sorted(one) == sorted(two) == ['1', '2', '3']
-  for step in one:
-    assert two[step] == pytest.approx(one[step], rel=1e-3, abs=1e-5), step
+  # In bfloat16 the replicas' partial sums round differently, and the tiny config's large
+  # learning rate amplifies that after the first update: only step 1 (initial weights) compares.
+  compared, rel = (['1', '2', '3'], 1e-3) if lane_precision == 'float32' else (['1'], 3e-3)
+  for step in compared:
+    assert two[step] == pytest.approx(one[step], rel=rel, abs=1e-5), step
   assert len(set(one.values())) == 3  # the weights moved between steps
 
 
