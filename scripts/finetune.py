@@ -47,7 +47,8 @@ def parse(argv):
 
 
 def main(args):
-  train, val, names = probe.load_splits(args)
+  train, val, names = probe.load_splits(args.size, args.num_classes, args.data, args.train,
+                                        args.val, args.train_fraction, args.limit)
   backbone, architecture = probe.load_backbone(
       args.workdir, args.step, args.keras_weights, (args.depth, args.width, args.output_stride),
       args.seed)

@@ -34,7 +34,8 @@ def parse(argv):
 
 
 def main(args):
-  train, val, names = probe.load_splits(args)
+  train, val, names = probe.load_splits(args.size, args.num_classes, args.data, args.train,
+                                        args.val, args.train_fraction, args.limit)
   architecture = (args.depth, args.width, args.output_stride)
   features, architecture = probe.load_features(args.workdir, args.step, args.saved_model,
                                                architecture, args.seed, args.keras_weights)

@@ -319,16 +319,17 @@ def check_arguments(parser, args):
     parser.error('--baseline compares with a random init; --random_init already is one')
 
 
-def load_splits(args):
-  """(train, val, class names) of `add_data_arguments`' folders: (uint8 images, uint8 labels)
-  at --size, each label checked to have its image's size."""
-  size = tuple(args.size)
-  folders = [args.data] if args.data else [args.train, args.val]
+def load_splits(size, num_classes, data=None, train=None, val=None, train_fraction=0.5,
+                limit=None):
+  """(train, val, class names) of one labelled folder split by train_fraction, or of a train and
+  a val folder (`add_data_arguments`): (uint8 images, uint8 labels) at size, each label checked
+  to have its image's size."""
+  size = tuple(size)
+  folders = [data] if data else [train, val]
   for folder in folders:
-    labelled.check_sizes(labelled.pairs(folder)[:args.limit])
-  if args.data:
-    train, val = labelled.split(*labelled.load(args.data, size, args.limit), args.train_fraction)
+    labelled.check_sizes(labelled.pairs(folder)[:limit])
+  if data:
+    train, val = labelled.split(*labelled.load(data, size, limit), train_fraction)
   else:
-    train = labelled.load(args.train, size, args.limit)
-    val = labelled.load(args.val, size, args.limit)
-  return train, val, labelled.class_names(folders[0], args.num_classes)
+    train, val = labelled.load(train, size, limit), labelled.load(val, size, limit)
+  return train, val, labelled.class_names(folders[0], num_classes)

@@ -1,6 +1,5 @@
 """Fine-tuning evaluation: augmentation geometry, schedules, scores against numpy, whole runs."""
 
-import argparse
 import json
 import os
 import subprocess
@@ -137,23 +136,16 @@ def test_fcn16s_adds_c4_scores_and_bfloat16_gives_float32_logits(tiny_backbone,
     finetune.build(tiny_backbone, tiny_architecture, 5, precision='mixed_float16')
 
 
-def _data_args(**kwargs):
-  args = dict(data=None, train=None, val=None, train_fraction=0.5, limit=None, num_classes=9,
-              size=(32, 48))
-  args.update(kwargs)
-  return argparse.Namespace(**args)
-
-
 def test_bad_folders_name_the_file(scenes, tmp_path):
   with pytest.raises(FileNotFoundError, match=f'{tmp_path} needs images/ and labels/'):
-    probe.load_splits(_data_args(train=str(tmp_path), val=scenes.folder))
+    probe.load_splits((32, 48), 9, train=str(tmp_path), val=scenes.folder)
   for sub in ('images', 'labels'):
     (tmp_path / sub).mkdir()
   Image.new('RGB', (40, 30)).save(tmp_path / 'images' / 'a.png')
   Image.new('L', (40, 32)).save(tmp_path / 'labels' / 'a.png')
   label = tmp_path / 'labels' / 'a.png'
   with pytest.raises(ValueError, match=f'{label} is 40x32 .* image .*a.png is 40x30'):
-    probe.load_splits(_data_args(train=scenes.folder, val=str(tmp_path)))
+    probe.load_splits((32, 48), 9, train=scenes.folder, val=str(tmp_path))
 
 
 def test_finetune_script_with_baseline(scenes, tiny_backbone, tiny_architecture, tmp_path):
