@@ -8,9 +8,11 @@ PIP := $(PY) -m pip install -q --disable-pip-version-check
 TF ?= cpu
 INSTALLED := $(VENV)/.installed-$(TF)
 MODEL_GARDEN := $(VENV)/.model-garden
+TORCH := $(VENV)/.torch-reference
 DEMO := runs/demo
 
-.PHONY: install install-gpu test demo model-garden test-model-garden benchmark clean
+.PHONY: install install-gpu test demo model-garden test-model-garden torch-reference \
+	test-torch-reference benchmark clean
 
 install: $(INSTALLED)
 
@@ -57,6 +59,17 @@ $(MODEL_GARDEN): $(INSTALLED) pyproject.toml
 
 test-model-garden: $(MODEL_GARDEN)
 	$(PY) -m pytest tests/export
+
+# Optional extra: PyTorch (CPU) for the peer reference, multisiam_tf/reference/ and
+# scripts/compare_reference.py; the core never imports it.
+torch-reference: $(TORCH)
+
+$(TORCH): $(INSTALLED) pyproject.toml
+	$(PIP) -e '.[$(TF),bench]'
+	touch $@
+
+test-torch-reference: $(TORCH)
+	$(PY) -m pytest -n 0 tests/reference
 
 benchmark: $(INSTALLED)
 	$(PY) scripts/benchmark.py --what input --out runs/benchmark_input.json
