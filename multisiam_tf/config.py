@@ -18,7 +18,11 @@ def defaults():
 
   c.data = ml_collections.ConfigDict()
   c.data.path = ''  # folder, glob or comma-separated globs
-  c.data.format = 'auto'  # auto | folder | tfrecord
+  c.data.format = 'auto'  # auto | folder | tfrecord | waymo_v1 | waymo_v2 | soda10m | bdd100k |
+  #                        cityscapes | imagenet | tfds (README: Datasets)
+  c.data.split = 'train'  # published layouts and TFDS: comma-separated splits; SODA10M: unlabeled
+  c.data.soda_splits = tuple(range(10))  # SODA10M unlabel/image_N; the paper's SODA5M: 0,2,4,6,8
+  c.data.cameras = ('FRONT', 'FRONT_LEFT', 'FRONT_RIGHT', 'SIDE_LEFT', 'SIDE_RIGHT')  # Waymo
   c.data.image_size = 224
   c.data.iou_threshold = 0.5  # 0 = unconstrained pairs, as BYOL
   c.data.max_pair_tries = 100
@@ -30,7 +34,7 @@ def defaults():
   c.data.max_decode_ratio = 8  # JPEG DCT downscaling 1/r kept >= image_size; 1 = full-res crop
   c.data.skip_corrupt = False
   c.data.shuffle_buffer = 10_000
-  c.data.num_examples = WAYMO_TRAIN_IMAGES
+  c.data.num_examples = WAYMO_TRAIN_IMAGES  # 0 = counted from the source (sources.num_examples)
   c.data.service_address = ''  # tf.data service dispatcher, e.g. grpc://host:5050
 
   c.model = ml_collections.ConfigDict()
@@ -102,7 +106,7 @@ def waymo_recipe(arg=''):
   if unknown:
     raise ConfigError(f'unknown config argument(s) {sorted(unknown)}; known: ablation, small')
   c = defaults()
-  c.data.format = 'tfrecord'
+  c.data.format = 'waymo_v1'
   if 'ablation' in args:
     c.optim.base_lr = 0.3
     c.train.accumulate_steps = 4
@@ -146,6 +150,19 @@ def _string():
   return lambda v: isinstance(v, str), 'a string'
 
 
+def _names():
+  return (lambda v: isinstance(v, str) and all(n.strip() for n in v.split(',')),
+          'comma-separated names, none empty')
+
+
+def _members(allowed):
+  allowed = tuple(allowed)
+  def ok(v):
+    return (isinstance(v, (tuple, list)) and len(v) > 0 and len(set(v)) == len(v)
+            and all(any(x == a and type(x) is type(a) for a in allowed) for x in v))
+  return ok, 'a non-empty tuple of distinct values of ' + ', '.join(map(repr, allowed))
+
+
 def _range_pair(lo, hi):
   def ok(v):
     return (isinstance(v, (tuple, list)) and len(v) == 2
@@ -158,7 +175,12 @@ _INF = float('inf')
 RULES = {
     'seed': _integer(0),
     'data.path': _string(),
-    'data.format': _choice('auto', 'folder', 'tfrecord'),
+    'data.format': _choice('auto', 'folder', 'tfrecord', 'waymo_v1', 'waymo_v2', 'soda10m',
+                           'bdd100k', 'cityscapes', 'imagenet', 'tfds'),
+    'data.split': _names(),
+    'data.soda_splits': _members(range(10)),
+    'data.cameras': _members(('FRONT', 'FRONT_LEFT', 'FRONT_RIGHT', 'SIDE_LEFT', 'SIDE_RIGHT',
+                              1, 2, 3, 4, 5)),
     'data.image_size': _integer(32),
     'data.iou_threshold': _interval(0.0, 1.0),
     'data.max_pair_tries': _integer(1),
@@ -170,7 +192,7 @@ RULES = {
     'data.max_decode_ratio': _choice(1, 2, 4, 8),
     'data.skip_corrupt': _boolean(),
     'data.shuffle_buffer': _integer(0),
-    'data.num_examples': _integer(1),
+    'data.num_examples': _integer(0),
     'data.service_address': _string(),
     'model.method': _choice('multisiam', 'byol', 'multisiam_moco'),
     'model.loss_lambda': _interval(0.0, 1.0),
