@@ -5,9 +5,11 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 INSTALLED := $(VENV)/.installed
 MODEL_GARDEN := $(VENV)/.model-garden
+WAYMO_V2 := $(VENV)/.waymo-v2
+TFDS := $(VENV)/.tfds
 DEMO := runs/demo
 
-.PHONY: install test demo model-garden test-model-garden benchmark clean
+.PHONY: install test demo model-garden test-model-garden waymo-v2 tfds benchmark clean
 
 install: $(INSTALLED)
 
@@ -45,6 +47,19 @@ $(MODEL_GARDEN): $(INSTALLED) requirements-model-garden.txt
 
 test-model-garden: $(MODEL_GARDEN)
 	$(PY) -m pytest tests/export
+
+# Optional extras of two data formats: pyarrow (waymo_v2 parquet files), tensorflow-datasets (tfds).
+waymo-v2: $(WAYMO_V2)
+
+$(WAYMO_V2): $(INSTALLED) requirements-waymo-v2.txt
+	$(PIP) -r requirements-waymo-v2.txt
+	touch $@
+
+tfds: $(TFDS)
+
+$(TFDS): $(INSTALLED) requirements-tfds.txt
+	$(PIP) -r requirements-tfds.txt
+	touch $@
 
 benchmark: $(INSTALLED)
 	$(PY) scripts/benchmark.py --what input --out runs/benchmark_input.json

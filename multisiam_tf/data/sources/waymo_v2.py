@@ -11,18 +11,25 @@ IMAGE_COLUMN = '[CameraImageComponent].image'
 CAMERA_COLUMN = 'key.camera_name'
 
 
-def _parquet():
+def _pyarrow():
+  """(pyarrow.fs, pyarrow.parquet), or ImportError naming the extra."""
   try:
-    import pyarrow.parquet as pq  # pylint: disable=import-outside-toplevel
+    from pyarrow import fs  # pylint: disable=import-outside-toplevel
+    from pyarrow import parquet  # pylint: disable=import-outside-toplevel
   except ImportError as error:
     raise ImportError('data.format=waymo_v2 reads parquet files with pyarrow, an optional extra: '
                       'make waymo-v2 (or pip install -r requirements-waymo-v2.txt)') from error
-  return pq
+  return fs, parquet
 
 
 def open_file(path):
   """A pyarrow ParquetFile of a camera_image file; ValueError naming a missing column."""
-  parquet = _parquet().ParquetFile(tf.io.gfile.GFile(path, 'rb'))
+  fs, pq = _pyarrow()
+  if '://' in path:  # object storage through pyarrow's own file systems (gs://, s3://)
+    filesystem, inner = fs.FileSystem.from_uri(path)
+    parquet = pq.ParquetFile(filesystem.open_input_file(inner))
+  else:
+    parquet = pq.ParquetFile(path)
   missing = [c for c in (CAMERA_COLUMN, IMAGE_COLUMN) if c not in parquet.schema_arrow.names]
   if missing:
     raise ValueError(f'{path}: no column {missing[0]!r}: not a Waymo v2 camera_image component '
@@ -52,7 +59,7 @@ def count_rows(path, camera_ids):
 def read_parquet(files, cameras=waymo_v1.CAMERAS):
   """A dataset of camera_image parquet file names -> ('file:row:CAMERA', JPEG bytes, problem)."""
   camera_ids = waymo_v1.camera_ids(cameras)
-  _parquet()  # fails here, naming the extra, rather than inside a tf.data worker
+  _pyarrow()  # fails here, naming the extra, rather than inside a tf.data worker
   spec = (tf.TensorSpec([], tf.string),) * 3
 
   def file_rows(f):
