@@ -80,8 +80,10 @@ def decode(message_type, serialized, fields, types):
 
 
 def first(values, default):
-  """[N] first value of each row of decode_proto's [N, max count] output; `default` where none."""
-  return tf.concat([values, tf.fill([tf.shape(values)[0], 1], default)], axis=1)[:, 0]
+  """[N] value of each row of decode_proto's [N, max count] output of an optional field (max
+  count 0 or 1); `default` where none. A reshape, not a slice: strings are not copied."""
+  return tf.cond(tf.shape(values)[1] > 0, lambda: tf.reshape(values, [-1]),
+                 lambda: tf.fill(tf.shape(values)[:1], default))
 
 
 def frame_images(record):
@@ -113,7 +115,9 @@ def _camera_elements(key, names, jpegs, problem, wanted):
     camera = tf.gather(table, tf.where((names >= 1) & (names <= len(CAMERAS)), names, 0))
     keys = tf.strings.join([key, camera], ':')
     problems = tf.where(tf.equal(jpegs, ''), NO_JPEG, '')
-    return tuple(tf.boolean_mask(x, keep) for x in (keys, jpegs, problems))
+    elements = (keys, jpegs, problems)
+    return tf.cond(tf.reduce_all(keep), lambda: elements,  # all cameras: nothing to copy
+                   lambda: tuple(tf.boolean_mask(x, keep) for x in elements))
   return tf.cond(tf.equal(problem, '') & (tf.size(names) > 0), good, bad)
 
 
