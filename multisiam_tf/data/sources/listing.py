@@ -87,19 +87,25 @@ def _from_glob(pattern, data_format):
                    f'files ({other!r}); narrow the glob or set data.format')
 
 
-def _check_contents(first, data_format):
-  """Fails when the first input file is of another format than the one named."""
-  if data_format == 'waymo_v2':
-    waymo_v2.open_file(first)
-  elif data_format in ('tfrecord', 'waymo_v1'):
-    found = record_format(first)
+def _check_contents(files, data_format):
+  """Fails when the input files are of another format than the one named (the first file of a
+  record format is looked into; for folder, the first file not named like an image)."""
+  if data_format == 'folder':
+    other = next((f for f in files if not files_lib.is_image(f)), None)
+    found = other and ('waymo_v2' if files_lib.is_parquet(other) else record_format(other))
+    if found:
+      raise ValueError(f'data.path: {other!r} is no image; data.format={found} reads it')
+  elif data_format == 'waymo_v2':
+    waymo_v2.open_file(files[0])
+  else:
+    found = record_format(files[0])
     if found and found != data_format:
       what = {'waymo_v1': 'Waymo v1 Frames', 'tfrecord': 'tf.train.Example records'}[found]
-      raise ValueError(f'data.path: {first!r} holds {what}, not what data.format={data_format} '
-                       f'reads; set data.format={found}')
-    if not found and files_lib.first_record(first) is not None:
-      raise ValueError(f'data.path: record 0 of {first!r} is neither a tf.train.Example nor a '
-                       'Waymo v1 Frame')
+      raise ValueError(f'data.path: {files[0]!r} holds {what}, not what '
+                       f'data.format={data_format} reads; set data.format={found}')
+    if not found and files_lib.first_record(files[0]) is not None:
+      raise ValueError(f'data.path: record 0 of {files[0]!r} is neither a tf.train.Example nor '
+                       'a Waymo v1 Frame')
 
 
 def _root(path, data_format):
@@ -146,7 +152,7 @@ def list_inputs(path, data_format='auto', *, split='train', soda_splits=ALL_SODA
   if len(formats) > 1:
     raise ValueError(f'data.path {path!r} mixes formats {sorted(formats)}; set data.format')
   inputs = Inputs(tuple(sorted(found)), formats.pop(), cameras=cameras)
-  _check_contents(inputs.files[0], inputs.format)
+  _check_contents(inputs.files, inputs.format)
   return inputs
 
 

@@ -73,31 +73,31 @@ def camera_ids(cameras):
   return tuple(sorted(ids))
 
 
-def decode(message_type, serialized, fields, types):
+def _decode(message_type, serialized, fields, types):
   """tf.io.decode_proto of the minimal messages: (sizes, values), values [N, max count]."""
   return tf.io.decode_proto(serialized, f'{PACKAGE}.{message_type}', fields, types,
                             descriptor_source=_DESCRIPTOR_SOURCE)
 
 
-def first(values, default):
+def _first(values, default):
   """[N] value of each row of decode_proto's [N, max count] output of an optional field (max
   count 0 or 1); `default` where none. A reshape, not a slice: strings are not copied."""
   return tf.cond(tf.shape(values)[1] > 0, lambda: tf.reshape(values, [-1]),
                  lambda: tf.fill(tf.shape(values)[:1], default))
 
 
-def frame_images(record):
+def _frame_images(record):
   """The CameraImage messages of one serialized Frame, as a [num images] string vector."""
-  sizes, (images,) = decode('Frame', record[None], ['images'], [tf.string])
+  sizes, (images,) = _decode('Frame', record[None], ['images'], [tf.string])
   return images[0, :sizes[0, 0]]
 
 
 def _parse(record):
-  images = frame_images(record)
+  images = _frame_images(record)
 
   def cameras():
-    _, (names, jpegs) = decode('CameraImage', images, ['name', 'image'], [tf.int32, tf.string])
-    return first(names, 0), first(jpegs, '')
+    _, (names, jpegs) = _decode('CameraImage', images, ['name', 'image'], [tf.int32, tf.string])
+    return _first(names, 0), _first(jpegs, '')
   none = (tf.zeros([0], tf.int32), tf.zeros([0], tf.string))  # decode_proto refuses no input
   names, jpegs = tf.cond(tf.size(images) > 0, cameras, lambda: none)
   return names, jpegs, tf.constant('')
@@ -136,7 +136,7 @@ def read_frames(files, cameras=CAMERAS):
       # decode_proto fails on bytes that are no protobuf: caught per record, reported by key
       parsed = tf.data.Dataset.from_tensors(record).map(_parse).ignore_errors()
       frame = parsed.concatenate(tf.data.Dataset.from_tensors(unparsed)).take(1)
-      return frame.map(lambda *f: _camera_elements(key, *f, wanted)).unbatch()
+      return frame.map(lambda *parsed: _camera_elements(key, *parsed, wanted)).unbatch()
     return tf.data.TFRecordDataset(f).enumerate().flat_map(images)
   return files.interleave(records, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 

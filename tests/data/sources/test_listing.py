@@ -131,6 +131,13 @@ def test_a_path_in_another_format_names_the_format_that_reads_it(tmp_path, data_
     sources.list_inputs(str(tmp_path), data_format)
 
 
+def test_a_tfrecord_globbed_as_folder_names_the_format_that_reads_it(tmp_path):
+  path = write_records(tmp_path / 'segment.tfrecord', [frame({1: encode(rgb())})])
+  write(tmp_path / 'a.jpg', encode(rgb()))
+  with pytest.raises(ValueError, match=f"'{path}' is no image; data.format=waymo_v1 reads it"):
+    sources.list_inputs(f'{tmp_path}/*', 'folder')
+
+
 def test_unknown_format_is_refused():
   with pytest.raises(ValueError, match="data.format is 'kitti'; it must be auto or one of"):
     sources.list_inputs('/data', 'kitti')
