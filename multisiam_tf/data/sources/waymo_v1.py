@@ -92,7 +92,7 @@ def _frame_images(record):
   return images[0, :sizes[0, 0]]
 
 
-def _parse(record):
+def _parse(key, record):
   images = _frame_images(record)
 
   def cameras():
@@ -100,7 +100,7 @@ def _parse(record):
     return _first(names, 0), _first(jpegs, '')
   none = (tf.zeros([0], tf.int32), tf.zeros([0], tf.string))  # decode_proto refuses no input
   names, jpegs = tf.cond(tf.size(images) > 0, cameras, lambda: none)
-  return names, jpegs, tf.constant('')
+  return key, names, jpegs, tf.constant('')
 
 
 def _camera_elements(key, names, jpegs, problem, wanted):
@@ -128,17 +128,21 @@ def read_frames(files, cameras=CAMERAS):
   empty bytes and the reason, keyed 'file:record', for the pipeline to report or skip.
   """
   wanted = tf.constant(camera_ids(cameras), tf.int32)
-  unparsed = (tf.zeros([0], tf.int32), tf.zeros([0], tf.string), tf.constant(NOT_A_FRAME))
 
-  def records(f):
-    def images(i, record):
-      key = tf.strings.join([f, tf.strings.as_string(i)], ':')
-      # decode_proto fails on bytes that are no protobuf: caught per record, reported by key
-      parsed = tf.data.Dataset.from_tensors(record).map(_parse).ignore_errors()
-      frame = parsed.concatenate(tf.data.Dataset.from_tensors(unparsed)).take(1)
-      return frame.map(lambda *parsed: _camera_elements(key, *parsed, wanted)).unbatch()
-    return tf.data.TFRecordDataset(f).enumerate().flat_map(images)
-  return files.interleave(records, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  def keyed_records(f):
+    return tf.data.TFRecordDataset(f).enumerate().map(
+        lambda i, record: (tf.strings.join([f, tf.strings.as_string(i)], ':'), record))
+
+  def frame(key, record):
+    unparsed = (key, tf.zeros([0], tf.int32), tf.zeros([0], tf.string), NOT_A_FRAME)
+    # decode_proto fails on bytes that are no protobuf: caught per record, reported by key
+    parsed = tf.data.Dataset.from_tensors((key, record)).map(_parse).ignore_errors()
+    return parsed.concatenate(tf.data.Dataset.from_tensors(unparsed)).take(1)
+  records = files.interleave(keyed_records, num_parallel_calls=tf.data.AUTOTUNE,
+                             deterministic=True)
+  frames = records.flat_map(frame)
+  return frames.map(lambda *parsed: _camera_elements(*parsed, wanted),
+                    num_parallel_calls=tf.data.AUTOTUNE).unbatch()
 
 
 def is_frame(record):
