@@ -89,10 +89,13 @@ def _first(values, default):
 def _frame_images(record):
   """The CameraImage messages of one serialized Frame, as a [num images] string vector."""
   sizes, (images,) = _decode('Frame', record[None], ['images'], [tf.string])
-  return images[0, :sizes[0, 0]]
+  # [1, max(count, 1)]: a reshape, which copies no string, unless the Frame has no images
+  return tf.cond(tf.equal(sizes[0, 0], tf.shape(images)[1]), lambda: tf.reshape(images, [-1]),
+                 lambda: images[0, :sizes[0, 0]])
 
 
 def _parse(key, record):
+  """(key, camera names [N], JPEG bytes [N], '') of one serialized Frame; fails on no protobuf."""
   images = _frame_images(record)
 
   def cameras():
