@@ -67,12 +67,11 @@ def main(args):
   found = labelled.dataset(train_path, args.format, args.train_split)
   num_classes = args.num_classes or found.num_classes
   ignore_index = found.ignore_index if args.ignore_index is None else args.ignore_index
-  load = dict(limit=args.limit, format=args.format)
-  train = labelled.load(train_path, size, split=args.train_split, **load)
+  train = labelled.arrays(found, size, args.limit)
   if args.data:
     train, val = labelled.split(*train, args.train_fraction)
   else:
-    val = labelled.load(args.val, size, split=args.val_split, **load)
+    val = labelled.load(args.val, size, args.limit, args.format, args.val_split)
   names = labelled.name_list(found.class_names, num_classes)
   architecture = (args.depth, args.width, args.output_stride)
   features, architecture = probe.load_features(args.workdir, args.step, args.saved_model,

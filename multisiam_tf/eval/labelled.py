@@ -78,7 +78,11 @@ def resize_label(label, size=None):
 
 def load(folder, size, limit=None, format='folder', split='train'):  # pylint: disable=redefined-builtin
   """(images uint8 [N, H, W, 3], labels uint8 [N, H, W]) of the first `limit` items, at size."""
-  found = dataset(folder, format, split)
+  return arrays(dataset(folder, format, split), size, limit)
+
+
+def arrays(found, size, limit=None):
+  """(images, labels) of the first `limit` items of Labelled `found`, read at size."""
   read = [found.read(item, size) for item in found.items[:limit]]
   return np.stack([image for image, _ in read]), np.stack([label for _, label in read])
 
