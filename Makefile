@@ -9,10 +9,12 @@ TF ?= cpu
 INSTALLED := $(VENV)/.installed-$(TF)
 MODEL_GARDEN := $(VENV)/.model-garden
 TORCH := $(VENV)/.torch-reference
+WAYMO_V2 := $(VENV)/.waymo-v2
+TFDS := $(VENV)/.tfds
 DEMO := runs/demo
 
 .PHONY: install install-gpu test demo model-garden test-model-garden torch-reference \
-	test-torch-reference benchmark clean
+	test-torch-reference waymo-v2 tfds benchmark clean
 
 install: $(INSTALLED)
 
@@ -70,6 +72,19 @@ $(TORCH): $(INSTALLED) pyproject.toml
 
 test-torch-reference: $(TORCH)
 	$(PY) -m pytest -n 0 tests/reference
+
+# Optional extras of two data formats: pyarrow (waymo_v2 parquet files), tensorflow-datasets (tfds).
+waymo-v2: $(WAYMO_V2)
+
+$(WAYMO_V2): $(INSTALLED) pyproject.toml
+	$(PIP) -e '.[$(TF),waymo-v2]'
+	touch $@
+
+tfds: $(TFDS)
+
+$(TFDS): $(INSTALLED) pyproject.toml
+	$(PIP) -e '.[$(TF),tfds]'
+	touch $@
 
 benchmark: $(INSTALLED)
 	$(PY) scripts/benchmark.py --what input --out runs/benchmark_input.json

@@ -41,7 +41,7 @@ def get_config(arg=''):
     raise config_lib.ConfigError(
         f'unknown config argument(s) {unknown}; known: {", ".join(VARIANTS)}')
   c = config_lib.defaults()
-  c.data.format = 'tfrecord'  # tf.train.Example with image/encoded
+  c.data.format = 'waymo_v1'  # segment TFRecords of Frame protos
   c.data.num_examples = WAYMO_TRAIN_IMAGES
   c.data.image_size = 224
   c.data.iou_threshold = 0.5

@@ -68,6 +68,22 @@ def _range_pair(lo, hi):
   return ok, f'a pair (low, high) with {lo} < low <= high <= {hi}'
 
 
+def _names():
+  return (lambda v: isinstance(v, str) and all(n.strip() for n in v.split(',')),
+          'comma-separated names, none empty')
+
+
+def _members(allowed):
+  allowed = tuple(allowed)
+  def ok(v):
+    return (isinstance(v, (tuple, list)) and len(v) > 0 and len(set(v)) == len(v)
+            and all(any(x == a and type(x) is type(a) for a in allowed) for x in v))
+  return ok, 'a non-empty tuple of distinct values of ' + ', '.join(map(repr, allowed))
+
+
+_CAMERAS = ('FRONT', 'FRONT_LEFT', 'FRONT_RIGHT', 'SIDE_LEFT', 'SIDE_RIGHT')  # Waymo's 1..5
+
+
 def _unset_or(rule):
   ok, allowed = rule
   return lambda v: v is None or ok(v), allowed + ' or None'
@@ -80,7 +96,13 @@ _UNSET_INT, _UNSET_FLOAT = config_dict.placeholder(int), config_dict.placeholder
 FIELDS = {
     'seed': (0, _integer(0)),
     'data.path': ('', _string()),  # folder, glob or comma-separated globs
-    'data.format': ('auto', _choice('auto', 'folder', 'tfrecord')),
+    'data.format': ('auto', _choice('auto', 'folder', 'tfrecord', 'waymo_v1', 'waymo_v2', 'soda10m',
+                                    'bdd100k', 'cityscapes', 'imagenet', 'tfds')),  # README: Datasets
+    # Published layouts and TFDS: comma-separated splits; SODA10M: unlabeled.
+    'data.split': ('train', _names()),
+    # SODA10M's unlabel/image_N folders; the paper's SODA5M is 0, 2, 4, 6, 8.
+    'data.soda_splits': (tuple(range(10)), _members(range(10))),
+    'data.cameras': (_CAMERAS, _members(_CAMERAS + (1, 2, 3, 4, 5))),
     'data.image_size': (224, _integer(32)),
     'data.iou_threshold': (0.5, _interval(0.0, 1.0)),  # 0 = unconstrained pairs, as BYOL
     'data.max_pair_tries': (100, _integer(1)),

@@ -12,6 +12,9 @@ input: view pairs per second per CPU core on generated 1920x1280 quality-90 JPEG
                      ImageFilter.GaussianBlur, solarize, normalise.
   pil_loader_lean    the same without convert('RGB') on images already RGB (a copy that costs
                      Pillow more than the decode on these frames).
+  tf_data_FORMAT     with --format and --path: this pipeline on that source (e.g. --format
+                     waymo_v1 --path SEGMENT), beside the others on --jpegs (the same camera
+                     images extracted to files); "vs tf_data" is its per-core ratio to tf_data.
   Per core = pairs / CPU seconds the process used (user + sys, all threads), so a loaded or
   shared machine does not flatter or penalise the multi-threaded loaders; pairs per wall second
   and the cores tf.data may use (os.sched_getaffinity) are reported beside it. Each of --rounds
@@ -52,6 +55,9 @@ _OUT = flags.DEFINE_string('out', None, 'JSON file for the results (optional).')
 _IMAGES = flags.DEFINE_integer('images', 32, 'input: number of generated JPEGs.', lower_bound=1)
 _JPEGS = flags.DEFINE_string('jpegs', None, 'input: a glob of JPEG files to time instead of '
                              'generated scenes (camera frames of a real dataset).')
+_FORMAT = flags.DEFINE_string('format', None, 'input: also time the pipeline on --path read as '
+                               'this data.format.')
+_PATH = flags.DEFINE_string('path', None, 'input: the data.path of --format.')
 _HEIGHT = flags.DEFINE_integer('height', 1280, 'input: JPEG height.')
 _WIDTH = flags.DEFINE_integer('width', 1920, 'input: JPEG width.')
 _PAIRS = flags.DEFINE_integer('pairs', 256, 'input: view pairs timed per loader.', lower_bound=1)
@@ -209,6 +215,11 @@ def benchmark_input():
         'pil_loader': (lambda: pil, 1),
         'pil_loader_lean': (lambda: lean, 1),
     }
+    if _FORMAT.value:
+      source = config_lib.defaults().data
+      source.format = _FORMAT.value
+      loaders[f'tf_data_{_FORMAT.value}'] = (lambda: _tf_loader(source, _PATH.value, _BATCH.value),
+                                             cores)
     rounds = {name: [] for name in loaders}
     for round_index in range(_WARMUP_ROUNDS.value + _ROUNDS.value):
       for name, (make, loader_cores) in loaders.items():
@@ -224,6 +235,15 @@ def benchmark_input():
         r['pairs_per_cpu_s'] / p['pairs_per_cpu_s']
         for r, p in zip(rounds[name], rounds['pil_loader'])]
     result['per_core_vs_pil'] = float(np.median(result['per_core_vs_pil_by_round']))
+  if _FORMAT.value:
+    result = results[f'tf_data_{_FORMAT.value}']
+    result['per_core_vs_tf_data_by_round'] = [
+        r['pairs_per_cpu_s'] / t['pairs_per_cpu_s']
+        for r, t in zip(rounds[f'tf_data_{_FORMAT.value}'], rounds['tf_data'])]
+    result['per_core_vs_tf_data'] = float(np.median(result['per_core_vs_tf_data_by_round']))
+    print(f'tf_data_{_FORMAT.value} vs tf_data per core: {result["per_core_vs_tf_data"]:.2f}x '
+          '(rounds: ' + ' '.join(f'{x:.2f}' for x in result['per_core_vs_tf_data_by_round'])
+          + ')')
   return {'images': images,
           'view_size': data.image_size, 'iou_threshold': data.iou_threshold,
           'rounds': _ROUNDS.value, 'warmup_rounds': _WARMUP_ROUNDS.value, 'results': results}
@@ -255,6 +275,8 @@ def _cpu_model():
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  if bool(_FORMAT.value) != bool(_PATH.value):
+    raise app.UsageError('--format and --path go together')
   report = BENCHMARKS[_WHAT.value]()
   report.update(what=_WHAT.value, command=' '.join(sys.argv), python=platform.python_version(),
                 tensorflow=tf.__version__, machine=_cpu_model(),

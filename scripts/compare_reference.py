@@ -95,12 +95,13 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   try:
-    config = config_lib.validate(_CONFIG.value)
+    config = config_lib.from_flag(_CONFIG)
   except config_lib.ConfigError as e:
     sys.exit(f'error: {e}')
   os.makedirs(_OUT.value, exist_ok=True)
-  train, val, names = probe.load_splits(tuple(map(int, _SIZE.value)), _NUM_CLASSES.value,
-                                        train=_TRAIN.value, val=_VAL.value, limit=_LIMIT.value)
+  train, val, names, _, _ = probe.load_splits(
+      tuple(map(int, _SIZE.value)), train=_TRAIN.value, val=_VAL.value,
+      num_classes=_NUM_CLASSES.value, ignore_index=_IGNORE_INDEX.value, limit=_LIMIT.value)
   peer, recipe, losses = peer_backbone(config)
   architecture, seed = recipe.architecture, recipe.seed  # pretraining and evaluation alike
   backbones = {'peer BYOL': peer, 'random init': probe.random_backbone(architecture, seed)}

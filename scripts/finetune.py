@@ -47,12 +47,11 @@ def parse(argv):
 
 
 def main(args):
-  train, val, names = probe.load_splits(args.size, args.num_classes, args.data, args.train,
-                                        args.val, args.train_fraction, args.limit)
+  train, val, names, num_classes, ignore_index = probe.load_splits_of(args)
   backbone, architecture = probe.load_backbone(
       args.workdir, args.step, args.keras_weights, (args.depth, args.width, args.output_stride),
       args.seed)
-  options = dict(num_classes=args.num_classes, ignore_index=args.ignore_index,
+  options = dict(num_classes=num_classes, ignore_index=ignore_index,
                  use_c4=args.use_c4, head_channels=args.head_channels, steps=args.steps,
                  batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                  momentum=args.momentum, schedule=args.schedule, crop=args.crop,

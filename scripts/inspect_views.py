@@ -69,7 +69,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   config = config_lib.from_flag(_CONFIG)
-  inputs = sources.list_inputs(config.data.path, config.data.format)
+  inputs = sources.from_config(config.data)
   examples = pipeline.make_examples(config.data, inputs, seed=config.seed, with_source=True)
   rows = [_row(*element) for element in examples.take(_NUM.value)]
   sheet = Image.new('RGB', (max(r.width for r in rows), sum(r.height for r in rows)), 'white')

@@ -34,12 +34,11 @@ def parse(argv):
 
 
 def main(args):
-  train, val, names = probe.load_splits(args.size, args.num_classes, args.data, args.train,
-                                        args.val, args.train_fraction, args.limit)
+  train, val, names, num_classes, ignore_index = probe.load_splits_of(args)
   architecture = (args.depth, args.width, args.output_stride)
   features, architecture = probe.load_features(args.workdir, args.step, args.saved_model,
                                                architecture, args.seed, args.keras_weights)
-  options = dict(num_classes=args.num_classes, ignore_index=args.ignore_index,
+  options = dict(num_classes=num_classes, ignore_index=ignore_index,
                  use_c4=args.use_c4, lr=args.lr, epochs=args.epochs,
                  batch_size=args.batch_size, seed=args.seed, class_names=names)
   result = probe.run(features, train, val, **options)

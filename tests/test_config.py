@@ -25,6 +25,10 @@ def load(path, arg=''):
     ('configs/multisiam_waymo.py', 'small'),
     ('configs/byol_waymo.py', ''),
     ('configs/ablations_waymo.py', 'roi,small'),
+    ('configs/multisiam_soda5m.py', ''),
+    ('configs/multisiam_soda5m.py', 'small'),
+    ('configs/multisiam_imagenet.py', ''),
+    ('configs/multisiam_imagenet.py', 'small'),
 ])
 def test_shipped_configs_validate(path, arg):
   config_lib.validate(load(path, arg))
@@ -39,6 +43,19 @@ def test_paper_defaults():
   assert (c.optim.base_lr, c.optim.weight_decay, c.optim.tau_base) == (1.0, 1e-5, 0.996)
   assert (c.data.iou_threshold, c.model.kmeans.k, c.model.loss_lambda) == (0.5, 3, 0.5)
   assert c.model.alignment == 'offset' and c.model.attention.enabled
+
+
+def test_each_paper_config_reads_its_dataset_for_its_epochs():
+  assert load('configs/multisiam_waymo.py').data.format == 'waymo_v1'
+  soda = load('configs/multisiam_soda5m.py')
+  assert (soda.data.format, soda.data.split, soda.data.soda_splits) == (
+      'soda10m', 'unlabeled', (0, 2, 4, 6, 8))
+  assert soda.train.steps == 55 * 5_000_000 // 1024
+  imagenet = load('configs/multisiam_imagenet.py')
+  assert (imagenet.data.format, imagenet.train.steps) == ('imagenet', 200 * 1_281_167 // 1024)
+  assert imagenet.optim.warmup_steps == 10 * 1_281_167 // 1024
+  with pytest.raises(config_lib.ConfigError, match='known: small'):
+    load('configs/multisiam_imagenet.py', 'ablation')
 
 
 def test_ablation_schedule_accumulates_to_4096():
@@ -74,6 +91,12 @@ def test_every_ablation_is_a_distinct_valid_config():
     ('train.batch_size', True, "'train.batch_size' is True"),
     ('data.max_decode_ratio', 3, "'data.max_decode_ratio' is 3"),
     ('data.max_decode_ratio', True, "'data.max_decode_ratio' is True"),
+    ('data.format', 'kitti', "'data.format' is 'kitti'"),
+    ('data.cameras', ('FRONT', 'REAR'), "'data.cameras' is ('FRONT', 'REAR')"),
+    ('data.cameras', (), "'data.cameras' is ()"),
+    ('data.soda_splits', (0, 10), "'data.soda_splits' is (0, 10)"),
+    ('data.split', 'train,', "'data.split' is 'train,'"),
+    ('data.num_examples', -1, "'data.num_examples' is -1"),
 ])
 def test_bad_value_names_field_and_range(field, value, message):
   c = config_lib.override(load('configs/demo.py'), {field: value})

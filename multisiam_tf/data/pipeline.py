@@ -31,7 +31,7 @@ def make_dataset(config, *, seed, input_context=None, batch_size=None):
     bool [B].
   """
   data = config.data
-  inputs = sources.list_inputs(data.path, data.format)
+  inputs = sources.from_config(data)
   batch = batch_size or config.train.batch_size
   sharded = input_context is not None and not data.service_address
   if input_context is not None:
@@ -78,9 +78,9 @@ def make_examples(data, inputs, *, seed, pipeline_id=0, with_source=False):
   base_seed = tf.constant([seed, pipeline_id], tf.int64)
 
   def to_example(index, source):
-    key, encoded = source
     if check_here:
-      key, encoded = _assert_good(key, encoded, data.min_image_size)
+      source = _assert_good(*source, data.min_image_size)
+    key, encoded = source
     example = make_pair(encoded, example_seed(base_seed, index, key), data)
     return (key, encoded, example) if with_source else example
   ds = examples.enumerate().map(to_example, num_parallel_calls=tf.data.AUTOTUNE)
@@ -101,29 +101,29 @@ def shard_files(files, input_context):
 def one_pass(inputs, data, *, seed):
   """One shuffled pass over `inputs` (sources.Inputs) as (key, encoded) pairs, each checked.
 
-  A bad input (sources.image_problem) stops the pass with an error naming it, or with
+  A bad input (sources.problem) stops the pass with an error naming it, or with
   data.skip_corrupt is logged by name and dropped.
   """
   ds = _read_pass(inputs, data, seed=seed)
   if data.skip_corrupt:
     return _skip_bad(ds, data.min_image_size)
-  return ds.map(lambda key, encoded: _assert_good(key, encoded, data.min_image_size),
+  return ds.map(lambda *source: _assert_good(*source, data.min_image_size),
                 num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _read_pass(inputs, data, *, seed):
-  """One shuffled pass over `inputs` as (key, encoded) pairs, unchecked."""
+  """One shuffled pass over `inputs` as (key, encoded, what the reader found wrong)."""
   files = list(inputs.files)
   ds = tf.data.Dataset.from_tensor_slices(files)
   ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-  ds = sources.read(ds, inputs.format)
+  ds = sources.read(ds, inputs)
   if inputs.format != 'folder' and data.shuffle_buffer > 1:  # a folder's file shuffle is complete
     ds = ds.shuffle(data.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
   return ds
 
 
-def _assert_good(key, encoded, min_image_size):
-  problem = sources.image_problem(encoded, min_image_size)
+def _assert_good(key, encoded, read_problem, min_image_size):
+  problem = sources.problem(encoded, read_problem, min_image_size)
   check = tf.debugging.Assert(
       tf.equal(problem, ''),
       ['data: cannot use', key, problem, '(data.skip_corrupt=True skips such inputs)'])
@@ -132,8 +132,9 @@ def _assert_good(key, encoded, min_image_size):
 
 
 def _skip_bad(ds, min_image_size):
-  """Drops inputs that fail image_problem, logging each by name with a running count."""
-  ds = ds.map(lambda key, encoded: (key, encoded, sources.image_problem(encoded, min_image_size)),
+  """Drops inputs that fail sources.problem, logging each by name with a running count."""
+  ds = ds.map(lambda key, encoded, read_problem: (
+      key, encoded, sources.problem(encoded, read_problem, min_image_size)),
               num_parallel_calls=tf.data.AUTOTUNE)
 
   def count(skipped, element):

@@ -1,13 +1,30 @@
-"""Labelled image folders: DIR/images/NAME.(png|jpg) with DIR/labels/NAME.png (class id per pixel).
+"""Labelled images for the dense probe and fine-tuning, in their published layouts.
 
-The layout of the synthetic scenes (`scripts/make_demo_data.py`) and of CamVid; an optional
-DIR/classes.txt names the classes, one a line, in id order.
+`dataset(path, format, split)` lists a dataset's labelled images (Labelled: items, a reader to
+uint8 image and class-id label, the classes); `load` reads them into arrays at one size.
+Formats:
+  folder      DIR/images/NAME.(png|jpg) with DIR/labels/NAME.png (class id per pixel), an optional
+              DIR/classes.txt naming the classes in id order: the synthetic scenes'
+              (`scripts/make_demo_data.py`) layout
+  camvid      the same layout with CamVid's 11 classes, 11 = unlabelled (ignored)
+  cityscapes  leftImg8bit/SPLIT/CITY/*_leftImg8bit.png with gtFine/SPLIT/CITY/*_gtFine_labelIds.png,
+              labelIds mapped to the 19 trainIds (255 ignored)
+  bdd100k     images/10k/SPLIT/NAME.jpg with labels/sem_seg/masks/SPLIT/NAME.png (trainIds, 255)
+  waymo_v1    segment TFRecords: the camera images with a panoptic label, semantic class =
+              panoptic value // divisor (Waymo's 29 classes, 0 = undefined, ignored)
 """
 
+import glob
+import io
 import os
+from typing import Callable, NamedTuple
 
 import numpy as np
 from PIL import Image
+
+from multisiam_tf.data import sources
+from multisiam_tf.data.sources import files as source_files
+from multisiam_tf.data.sources import waymo_v1
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg')
 
@@ -35,21 +52,21 @@ def pairs(folder):
 
 
 def read_image(path, size=None):
-  """uint8 [H, W, 3]; resized bilinearly to size (H, W) when given."""
+  """uint8 [H, W, 3] of an image file (a path or a file object); resized bilinearly to size (H, W) when given."""
   image = Image.open(path).convert('RGB')
   if size is not None:
     image = image.resize((size[1], size[0]), Image.BILINEAR)
   return np.asarray(image)
 
 
-def read_label(path, size=None):
-  """uint8 [H, W] class ids; resized with nearest neighbour (ids must not blend)."""
+def read_label(path, size=None, to_classes=None):
+  """uint8 [H, W] class ids, mapped by `to_classes` (label ids -> class ids) when given, resized
+  with nearest neighbour (ids must not blend)."""
   label = Image.open(path)
   if label.mode not in ('L', 'P'):
     raise ValueError(f'{path}: a label must be a one-channel PNG of class ids, not {label.mode}')
-  if size is not None:
-    label = label.resize((size[1], size[0]), Image.NEAREST)
-  return np.asarray(label, dtype=np.uint8)
+  label = np.asarray(label, dtype=np.uint8)
+  return resize_label(to_classes(label) if to_classes else label, size)
 
 
 def check_sizes(found):
@@ -62,12 +79,22 @@ def check_sizes(found):
                          f'{image_path} is {image.size[0]}x{image.size[1]}')
 
 
-def load(folder, size, limit=None):
-  """(images uint8 [N, H, W, 3], labels uint8 [N, H, W]) of the first `limit` pairs, at size."""
-  found = pairs(folder)[:limit]
-  images = np.stack([read_image(image, size) for image, _ in found])
-  labels = np.stack([read_label(label, size) for _, label in found])
-  return images, labels
+def resize_label(label, size=None):
+  """uint8 [H, W] resized to size (H, W) with nearest neighbour."""
+  if size is None:
+    return label
+  return np.asarray(Image.fromarray(label).resize((size[1], size[0]), Image.NEAREST))
+
+
+def load(folder, size, limit=None, format='folder', split='train'):  # pylint: disable=redefined-builtin
+  """(images uint8 [N, H, W, 3], labels uint8 [N, H, W]) of the first `limit` items, at size."""
+  return arrays(dataset(folder, format, split), size, limit)
+
+
+def arrays(found, size, limit=None):
+  """(images, labels) of the first `limit` items of Labelled `found`, read at size."""
+  read = [found.read(item, size) for item in found.items[:limit]]
+  return np.stack([image for image, _ in read]), np.stack([label for _, label in read])
 
 
 def load_images(folder, size=None, limit=None):
@@ -86,12 +113,20 @@ def load_images(folder, size=None, limit=None):
 
 def class_names(folder, num_classes):
   """Names from DIR/classes.txt when present, else the ids as strings."""
-  path = os.path.join(folder, 'classes.txt')
-  names = []
-  if os.path.exists(path):
-    with open(path) as f:
-      names = [line.strip() for line in f if line.strip()]
+  return name_list(_listed_names(folder), num_classes)
+
+
+def name_list(names, num_classes):
+  """The first num_classes of `names`, ids as strings where names run out."""
   return [names[i] if i < len(names) else str(i) for i in range(num_classes)]
+
+
+def _listed_names(folder):
+  path = os.path.join(folder, 'classes.txt')
+  if not os.path.exists(path):
+    return ()
+  with open(path) as f:
+    return tuple(line.strip() for line in f if line.strip())
 
 
 def split(images, labels, train_fraction):
@@ -100,3 +135,111 @@ def split(images, labels, train_fraction):
   if not 0 < n_train < len(images):
     raise ValueError(f'train_fraction {train_fraction} of {len(images)} images empties a split')
   return (images[:n_train], labels[:n_train]), (images[n_train:], labels[n_train:])
+
+
+CAMVID_CLASSES = ('sky', 'building', 'pole', 'road', 'pavement', 'tree', 'sign_symbol', 'fence',
+                  'car', 'pedestrian', 'bicyclist')
+CITYSCAPES_CLASSES = ('road', 'sidewalk', 'building', 'wall', 'fence', 'pole', 'traffic light',
+                      'traffic sign', 'vegetation', 'terrain', 'sky', 'person', 'rider', 'car',
+                      'truck', 'bus', 'train', 'motorcycle', 'bicycle')
+# cityscapesScripts labels.py: the labelId of each trainId 0..18; every other labelId is ignored
+_CITYSCAPES_LABEL_IDS = (7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33)
+WAYMO_CLASSES = ('undefined', 'ego_vehicle', 'car', 'truck', 'bus', 'other_large_vehicle',
+                 'bicycle', 'motorcycle', 'trailer', 'pedestrian', 'cyclist', 'motorcyclist',
+                 'bird', 'ground_animal', 'construction_cone_pole', 'pole', 'pedestrian_object',
+                 'sign', 'traffic_light', 'building', 'road', 'lane_marker', 'road_marker',
+                 'sidewalk', 'vegetation', 'sky', 'ground', 'dynamic', 'static')
+
+
+class Labelled(NamedTuple):
+  items: list  # one per labelled image, what `read` takes
+  read: Callable  # (item, size or None) -> (uint8 image [H, W, 3], uint8 class ids [H, W])
+  num_classes: int  # None for a folder: the caller says
+  ignore_index: int
+  class_names: tuple
+
+
+def cityscapes_train_ids(label_ids):
+  """Cityscapes labelIds -> the 19 trainIds, 255 for every label that is not trained on."""
+  table = np.full(256, 255, np.uint8)
+  table[list(_CITYSCAPES_LABEL_IDS)] = np.arange(len(_CITYSCAPES_LABEL_IDS))
+  return table[label_ids]
+
+
+def waymo_semantic(panoptic, divisor):
+  """Waymo panoptic labels (semantic * divisor + instance) -> uint8 semantic class ids."""
+  return (np.asarray(panoptic, np.int64) // divisor).astype(np.uint8)
+
+
+def _matched(images, label_of, where):
+  """(image, label) for each image path, the label path given by label_of; all must exist."""
+  if not images:
+    raise FileNotFoundError(f'no labelled image at {where}')
+  found = []
+  for image in sorted(images):
+    label = label_of(image)
+    if not os.path.exists(label):
+      raise FileNotFoundError(f'{image} has no label {label}')
+    found.append((image, label))
+  return found
+
+
+def _file_reader(to_classes=None):
+  def read(item, size):
+    return read_image(item[0], size), read_label(item[1], size, to_classes)
+  return read
+
+
+def _waymo_items(path):
+  """(file, record offset, image index) of every camera image with a panoptic label."""
+  items = []
+  for file in sources.list_inputs(path, 'waymo_v1').files:
+    for offset in source_files.record_offsets(file):
+      frame = waymo_v1.message_class('Frame').FromString(source_files.read_record(file, offset))
+      items += [(file, offset, i) for i, image in enumerate(frame.images)
+                if image.camera_segmentation_label.panoptic_label]
+  if not items:
+    raise FileNotFoundError(f'no camera image with a panoptic label in {path}')
+  return items
+
+
+def _read_waymo(item, size):
+  file, offset, index = item
+  frame = waymo_v1.message_class('Frame').FromString(source_files.read_record(file, offset))
+  camera = frame.images[index]
+  segmentation = camera.camera_segmentation_label
+  panoptic = np.asarray(Image.open(io.BytesIO(segmentation.panoptic_label)))
+  semantic = waymo_semantic(panoptic, segmentation.panoptic_label_divisor)
+  return read_image(io.BytesIO(camera.image), size), resize_label(semantic, size)
+
+
+FORMATS = ('folder', 'camvid', 'cityscapes', 'bdd100k', 'waymo_v1')
+
+
+def dataset(path, format='folder', split='train'):  # pylint: disable=redefined-builtin
+  """The labelled images of `split` of the dataset at `path`, in layout `format` (FORMATS)."""
+  if format in ('folder', 'camvid'):
+    items = pairs(path)
+    if format == 'camvid':
+      return Labelled(items, _file_reader(), 11, 11, CAMVID_CLASSES)
+    return Labelled(items, _file_reader(), None, 255, _listed_names(path))
+  if format == 'cityscapes':
+    images = glob.glob(os.path.join(path, 'leftImg8bit', split, '*', '*_leftImg8bit.png'))
+    def label_of(image):
+      city = os.path.basename(os.path.dirname(image))
+      stem = os.path.basename(image)[:-len('_leftImg8bit.png')]
+      return os.path.join(path, 'gtFine', split, city, f'{stem}_gtFine_labelIds.png')
+    where = f'{path}/leftImg8bit/{split}/CITY/*_leftImg8bit.png'
+    return Labelled(_matched(images, label_of, where), _file_reader(cityscapes_train_ids), 19,
+                    255, CITYSCAPES_CLASSES)
+  if format == 'bdd100k':
+    images = glob.glob(os.path.join(path, 'images', '10k', split, '*.jpg'))
+    def label_of(image):
+      stem = os.path.splitext(os.path.basename(image))[0]
+      return os.path.join(path, 'labels', 'sem_seg', 'masks', split, f'{stem}.png')
+    where = f'{path}/images/10k/{split}/*.jpg'
+    return Labelled(_matched(images, label_of, where), _file_reader(), 19, 255,
+                    CITYSCAPES_CLASSES)
+  if format == 'waymo_v1':
+    return Labelled(_waymo_items(path), _read_waymo, len(WAYMO_CLASSES), 0, WAYMO_CLASSES)
+  raise ValueError(f'labelled format {format!r} is not one of {FORMATS}')

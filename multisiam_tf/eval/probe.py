@@ -296,40 +296,63 @@ def add_backbone_arguments(parser, architecture_help, saved_model=True):
 
 
 def add_data_arguments(parser):
-  """The labelled folders and their common size that `load_splits` reads."""
+  """The labelled data and their common size that `load_splits` reads."""
   data = parser.add_mutually_exclusive_group(required=True)
   data.add_argument('--data', help='one labelled folder, split by --train_fraction')
-  data.add_argument('--train', help='labelled training folder (with --val)')
-  parser.add_argument('--val', help='labelled evaluation folder (with --train)')
+  data.add_argument('--train', help='labelled training data (with --val)')
+  parser.add_argument('--val', help='labelled evaluation data (with --train)')
+  parser.add_argument('--format', default='folder', choices=labelled.FORMATS,
+                      help='layout of the labelled data (eval/labelled.py)')
+  parser.add_argument('--train_split', default='train', help='split of --train (or --data)')
+  parser.add_argument('--val_split', default='val', help='split of --val')
   parser.add_argument('--train_fraction', type=float, default=0.5,
                       help='first part of --data (in name order) to train on; the rest is val')
   parser.add_argument('--limit', type=int, help='use only the first N images of each folder')
-  parser.add_argument('--num_classes', type=int, required=True,
-                      help='class ids 0..N-1 count; larger label values are ignored')
-  parser.add_argument('--ignore_index', type=int, default=255, help='label value to ignore')
+  parser.add_argument('--num_classes', type=int,
+                      help='class ids 0..N-1 count; larger label values are ignored (default: '
+                      "the dataset's; --format folder needs it)")
+  parser.add_argument('--ignore_index', type=int,
+                      help="label value to ignore (default: the dataset's, 255 for a folder)")
   parser.add_argument('--size', type=int, nargs=2, default=(224, 224), metavar=('H', 'W'),
                       help='images (bilinear) and labels (nearest) are resized to this')
 
 
 def check_arguments(parser, args):
-  """The rules argparse cannot state: --train with --val, --baseline not with --random_init."""
+  """The rules argparse cannot state: --train with --val, a folder's class count, --baseline not
+  with --random_init."""
   if bool(args.train) != bool(args.val):
     parser.error('--train and --val go together')
+  if args.format == 'folder' and args.num_classes is None:
+    parser.error('--format folder needs --num_classes')
   if getattr(args, 'baseline', False) and args.random_init:
     parser.error('--baseline compares with a random init; --random_init already is one')
 
 
-def load_splits(size, num_classes, data=None, train=None, val=None, train_fraction=0.5,
-                limit=None):
-  """(train, val, class names) of one labelled folder split by train_fraction, or of a train and
-  a val folder (`add_data_arguments`): (uint8 images, uint8 labels) at size, each label checked
-  to have its image's size."""
+def load_splits(size, data=None, train=None, val=None, *, data_format='folder',
+                train_split='train', val_split='val', num_classes=None, ignore_index=None,
+                train_fraction=0.5, limit=None):
+  """(train, val, class names, num_classes, ignore_index): one labelled set split by
+  train_fraction, or a train and a val set, as (uint8 images, uint8 labels) at size; a folder's
+  labels are checked to have their image's size. Unset classes and ignore value: the dataset's."""
   size = tuple(size)
-  folders = [data] if data else [train, val]
-  for folder in folders:
-    labelled.check_sizes(labelled.pairs(folder)[:limit])
+  if data_format == 'folder':
+    for folder in filter(None, (data, train, val)):
+      labelled.check_sizes(labelled.pairs(folder)[:limit])
+  found = labelled.dataset(data or train, data_format, train_split)
+  num_classes = num_classes or found.num_classes
+  ignore_index = found.ignore_index if ignore_index is None else ignore_index
+  train = labelled.arrays(found, size, limit)
   if data:
-    train, val = labelled.split(*labelled.load(data, size, limit), train_fraction)
+    train, val = labelled.split(*train, train_fraction)
   else:
-    train, val = labelled.load(train, size, limit), labelled.load(val, size, limit)
-  return train, val, labelled.class_names(folders[0], num_classes)
+    val = labelled.load(val, size, limit, data_format, val_split)
+  names = labelled.name_list(found.class_names, num_classes)
+  return train, val, names, num_classes, ignore_index
+
+
+def load_splits_of(args):
+  """load_splits of `add_data_arguments`' flags."""
+  return load_splits(args.size, args.data, args.train, args.val, data_format=args.format,
+                     train_split=args.train_split, val_split=args.val_split,
+                     num_classes=args.num_classes, ignore_index=args.ignore_index,
+                     train_fraction=args.train_fraction, limit=args.limit)

@@ -138,14 +138,14 @@ def test_fcn16s_adds_c4_scores_and_bfloat16_gives_float32_logits(tiny_backbone,
 
 def test_bad_folders_name_the_file(scenes, tmp_path):
   with pytest.raises(FileNotFoundError, match=f'{tmp_path} needs images/ and labels/'):
-    probe.load_splits((32, 48), 9, train=str(tmp_path), val=scenes.folder)
+    probe.load_splits((32, 48), train=str(tmp_path), val=scenes.folder, num_classes=9)
   for sub in ('images', 'labels'):
     (tmp_path / sub).mkdir()
   Image.new('RGB', (40, 30)).save(tmp_path / 'images' / 'a.png')
   Image.new('L', (40, 32)).save(tmp_path / 'labels' / 'a.png')
   label = tmp_path / 'labels' / 'a.png'
   with pytest.raises(ValueError, match=f'{label} is 40x32 .* image .*a.png is 40x30'):
-    probe.load_splits((32, 48), 9, train=scenes.folder, val=str(tmp_path))
+    probe.load_splits((32, 48), train=scenes.folder, val=str(tmp_path), num_classes=9)
 
 
 def test_finetune_script_with_baseline(scenes, tiny_backbone, tiny_architecture, tmp_path):

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+from PIL import Image
 import pytest
 import tensorflow as tf
 
@@ -155,3 +156,29 @@ def test_load_backbone_from_keras_weights(tiny_backbone, tiny_architecture, tmp_
     probe.load_backbone(keras_weights=written, architecture=(34, 0.25, 32))
   with pytest.raises(ValueError, match='backbone.weights.h5 does not fit a ResNet-18 of width 0.5'):
     probe.load_backbone(keras_weights=written, architecture=(18, 0.5, 32))
+
+
+def test_probe_script_reads_a_published_layout_with_its_classes(tiny_architecture, tmp_path):
+  rng = np.random.default_rng(0)
+  for split, city in (('train', 'aachen'), ('val', 'frankfurt')):
+    for i in range(2):
+      stem = f'{tmp_path}/%s/{split}/{city}/{city}_00000{i}_000019'
+      for name, array in ((stem % 'leftImg8bit' + '_leftImg8bit.png',
+                           rng.integers(0, 256, (32, 64, 3), dtype=np.uint8)),
+                          (stem % 'gtFine' + '_gtFine_labelIds.png',
+                           rng.choice([7, 26, 0], (32, 64)).astype(np.uint8))):
+        os.makedirs(os.path.dirname(name), exist_ok=True)
+        Image.fromarray(array).save(name)
+  out = tmp_path / 'probe.json'
+  depth, width, output_stride = tiny_architecture
+  completed = subprocess.run(
+      [sys.executable, SCRIPT, '--random_init', '--depth', str(depth), '--width', str(width),
+       '--output_stride', str(output_stride), '--format', 'cityscapes', '--train', str(tmp_path),
+       '--val', str(tmp_path), '--size', '32', '64', '--epochs', '1', '--out', str(out)],
+      capture_output=True, text=True, timeout=300, check=False)
+  assert completed.returncode == 0, completed.stderr[-3000:]
+  result = json.loads(out.read_text())
+  assert result['train_images'] == 2 and result['val_images'] == 2
+  assert result['class_names'][:2] == ['road', 'sidewalk'] and len(result['per_class_iou']) == 19
+  iou = result['per_class_iou']
+  assert iou[0] is not None and iou[13] is not None  # labelIds 7 and 26: road and car

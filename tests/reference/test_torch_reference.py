@@ -11,7 +11,7 @@ import pytest
 
 torch = pytest.importorskip(
     'torch', reason='the peer reference needs the optional extra: make torch-reference '
-    '(pip install -e '.[bench]')')
+    '(pip install -e ".[bench]")')
 
 from multisiam_tf import config as config_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 from multisiam_tf.data import synthetic  # pylint: disable=g-import-not-at-top,wrong-import-position

@@ -81,3 +81,24 @@ def test_input_benchmark_on_given_jpegs_and_a_glob_matching_nothing(tmp_path):
                            '--what', 'input', '--jpegs', str(tmp_path / '*.png')],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert result.returncode != 0 and f"'{tmp_path}/*.png' matches no file" in result.stderr
+
+
+def test_input_benchmark_times_a_waymo_segment_beside_its_jpegs(tmp_path):
+  from multisiam_tf.data.sources import waymo_v1  # pylint: disable=import-outside-toplevel
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  frame = waymo_v1.message_class('Frame')()
+  for camera in (1, 2):
+    path = tmp_path / f'{camera}.jpg'
+    Image.fromarray(synthetic.make_scene(camera, 80, 112).image).save(path)
+    frame.images.add(name=camera, image=path.read_bytes())
+  segment = str(tmp_path / 'segment.tfrecord')
+  with tf.io.TFRecordWriter(segment) as writer:
+    writer.write(frame.SerializeToString())
+  out = str(tmp_path / 'input.json')
+  result = _run('benchmark.py', '--what', 'input', '--jpegs', str(tmp_path / '*.jpg'),
+                '--format', 'waymo_v1', '--path', segment, '--pairs', '2', '--batch', '2',
+                '--rounds', '1', '--warmup_rounds', '0', '--out', out)
+  with open(out) as f:
+    figures = json.load(f)['results']['tf_data_waymo_v1']
+  assert figures['pairs'] == 2 and figures['per_core_vs_tf_data'] > 0
+  assert 'tf_data_waymo_v1 vs tf_data per core' in result.stdout
