@@ -5,9 +5,11 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 INSTALLED := $(VENV)/.installed
 MODEL_GARDEN := $(VENV)/.model-garden
+TORCH := $(VENV)/.torch-reference
 DEMO := runs/demo
 
-.PHONY: install test demo model-garden test-model-garden benchmark clean
+.PHONY: install test demo model-garden test-model-garden torch-reference test-torch-reference \
+	benchmark clean
 
 install: $(INSTALLED)
 
@@ -45,6 +47,17 @@ $(MODEL_GARDEN): $(INSTALLED) requirements-model-garden.txt
 
 test-model-garden: $(MODEL_GARDEN)
 	$(PY) -m pytest tests/export
+
+# Optional extra: PyTorch (CPU) for the peer reference, multisiam_tf/reference/ and
+# scripts/compare_reference.py; the core never imports it.
+torch-reference: $(TORCH)
+
+$(TORCH): $(INSTALLED) requirements-torch.txt
+	$(PIP) -r requirements-torch.txt
+	touch $@
+
+test-torch-reference: $(TORCH)
+	$(PY) -m pytest -n 0 tests/reference
 
 benchmark: $(INSTALLED)
 	$(PY) scripts/benchmark.py --what input --out runs/benchmark_input.json

@@ -13,52 +13,32 @@ backbone of the same architecture, probed with the same seed.
 from absl import app
 from absl.flags import argparse_flags
 
-from multisiam_tf.eval import labelled
 from multisiam_tf.eval import probe
 
 
 def parse(argv):
   parser = argparse_flags.ArgumentParser(description=__doc__.split('\n')[0])
-  probe.add_backbone_arguments(parser, 'of --random_init, or of --baseline beside --saved_model')
+  probe.add_backbone_arguments(
+      parser, 'of --random_init or --keras_weights, or of --baseline beside --saved_model')
   parser.add_argument('--baseline', action='store_true',
                       help='also probe a random-init backbone of the same architecture')
-  data = parser.add_mutually_exclusive_group(required=True)
-  data.add_argument('--data', help='one labelled folder, split by --train_fraction')
-  data.add_argument('--train', help='labelled training folder (with --val)')
-  parser.add_argument('--val', help='labelled evaluation folder (with --train)')
-  parser.add_argument('--train_fraction', type=float, default=0.5,
-                      help='first part of --data (in name order) to train on; the rest is val')
-  parser.add_argument('--limit', type=int, help='use only the first N images of each folder')
-  parser.add_argument('--num_classes', type=int, required=True,
-                      help='class ids 0..N-1 count; larger label values are ignored')
-  parser.add_argument('--ignore_index', type=int, default=255, help='label value to ignore')
-  parser.add_argument('--size', type=int, nargs=2, default=(224, 224), metavar=('H', 'W'),
-                      help='images (bilinear) and labels (nearest) are resized to this')
+  probe.add_data_arguments(parser)
   parser.add_argument('--use_c4', action='store_true', help='concatenate C4 with resized C5')
   parser.add_argument('--lr', type=float, default=1e-2)
   parser.add_argument('--epochs', type=int, default=30)
   parser.add_argument('--batch_size', type=int, default=8)
-  parser.add_argument('--seed', type=int, default=0)
   parser.add_argument('--out', help='JSON file for the scores')
   args = parser.parse_args(argv[1:])
-  if bool(args.train) != bool(args.val):
-    parser.error('--train and --val go together')
-  if args.baseline and args.random_init:
-    parser.error('--baseline compares with a random init; --random_init already is one')
+  probe.check_arguments(parser, args)
   return args
 
 
 def main(args):
-  size = tuple(args.size)
-  if args.data:
-    train, val = labelled.split(*labelled.load(args.data, size, args.limit), args.train_fraction)
-  else:
-    train = labelled.load(args.train, size, args.limit)
-    val = labelled.load(args.val, size, args.limit)
-  names = labelled.class_names(args.data or args.train, args.num_classes)
+  train, val, names = probe.load_splits(args.size, args.num_classes, args.data, args.train,
+                                        args.val, args.train_fraction, args.limit)
   architecture = (args.depth, args.width, args.output_stride)
   features, architecture = probe.load_features(args.workdir, args.step, args.saved_model,
-                                               architecture, args.seed)
+                                               architecture, args.seed, args.keras_weights)
   options = dict(num_classes=args.num_classes, ignore_index=args.ignore_index,
                  use_c4=args.use_c4, lr=args.lr, epochs=args.epochs,
                  batch_size=args.batch_size, seed=args.seed, class_names=names)

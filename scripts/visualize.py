@@ -17,8 +17,7 @@ from multisiam_tf.eval import visualize
 
 def parse(argv):
   parser = argparse_flags.ArgumentParser(description=__doc__.split('\n')[0])
-  probe.add_backbone_arguments(parser, 'of --random_init')
-  parser.add_argument('--seed', type=int, default=0)
+  probe.add_backbone_arguments(parser, 'of --random_init or --keras_weights')
   parser.add_argument('--images', required=True, help='folder of images (or with images/)')
   parser.add_argument('--num', type=int, default=8, help='how many images, in name order')
   parser.add_argument('--size', type=int, nargs=2, metavar=('H', 'W'),
@@ -35,7 +34,8 @@ def parse(argv):
 def main(args):
   images = labelled.load_images(args.images, args.size, args.num)
   features, _ = probe.load_features(args.workdir, args.step, args.saved_model,
-                                    (args.depth, args.width, args.output_stride), args.seed)
+                                    (args.depth, args.width, args.output_stride), args.seed,
+                                    args.keras_weights)
   picture = visualize.render(features, images, args.k, args.iterations, args.upsampling,
                              args.alpha, args.columns)
   Image.fromarray(picture).save(args.out)

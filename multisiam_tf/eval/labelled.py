@@ -52,6 +52,16 @@ def read_label(path, size=None):
   return np.asarray(label, dtype=np.uint8)
 
 
+def check_sizes(found):
+  """Raises ValueError naming the first (image path, label path) whose sizes differ: a label
+  resized to its image would silently misplace every class."""
+  for image_path, label_path in found:
+    with Image.open(image_path) as image, Image.open(label_path) as label:  # headers only
+      if image.size != label.size:
+        raise ValueError(f'{label_path} is {label.size[0]}x{label.size[1]} (WxH) but its image '
+                         f'{image_path} is {image.size[0]}x{image.size[1]}')
+
+
 def load(folder, size, limit=None):
   """(images uint8 [N, H, W, 3], labels uint8 [N, H, W]) of the first `limit` pairs, at size."""
   found = pairs(folder)[:limit]

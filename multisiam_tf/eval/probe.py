@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from multisiam_tf.data import augment
+from multisiam_tf.eval import labelled
 from multisiam_tf.models import resnet
 from multisiam_tf.train import checkpoints
 
@@ -42,19 +43,44 @@ def random_backbone(architecture, seed):
   return resnet.ResNet(depth, width=width, output_stride=output_stride)
 
 
-def load_features(workdir=None, step=None, saved_model=None, architecture=None, seed=0):
-  """(feature function, architecture) of a training workdir, else a SavedModel, else a random init.
+def load_keras_weights(backbone, path, architecture):
+  """Fills `backbone` from a `.weights.h5` file (export/keras_weights.py), naming the file when
+  it holds another architecture."""
+  try:
+    backbone.load_weights(path)
+  except (ValueError, KeyError) as e:
+    depth, width, output_stride = architecture
+    raise ValueError(f'{path} does not fit a ResNet-{depth} of width {width} (--depth, '
+                     f'--width): {e}') from e
+
+
+def load_backbone(workdir=None, step=None, keras_weights=None, architecture=None, seed=0):
+  """(Keras ResNet, architecture) of a training workdir, else a Keras weights file, else a
+  random init.
 
   The architecture (depth, width, output_stride) is the workdir config's, else the one given
-  (a SavedModel does not record it; a random init needs it).
+  (a weights file does not record it; a random init needs it).
   """
   if workdir:
     backbone, config = checkpoints.restore_backbone(workdir, step)
     b = config.model.backbone
-    return keras_features(backbone), (b.depth, b.width, b.output_stride)
+    return backbone, (b.depth, b.width, b.output_stride)
+  backbone = random_backbone(architecture, seed)
+  if keras_weights:
+    load_keras_weights(backbone, keras_weights, architecture)
+  return backbone, architecture
+
+
+def load_features(workdir=None, step=None, saved_model=None, architecture=None, seed=0,
+                  keras_weights=None):
+  """(feature function, architecture) of a SavedModel, else of `load_backbone`'s backbone.
+
+  A SavedModel does not record its architecture: it is returned as given.
+  """
   if saved_model:
     return saved_model_features(saved_model), architecture
-  return keras_features(random_backbone(architecture, seed)), architecture
+  backbone, architecture = load_backbone(workdir, step, keras_weights, architecture, seed)
+  return keras_features(backbone), architecture
 
 
 def probe_input(endpoints, use_c4):
@@ -116,6 +142,39 @@ def scores(confusion, ignore_index=255):
   }
 
 
+def masked_cross_entropy(logits, labels, num_classes, ignore_index=255):
+  """Mean softmax cross-entropy of float32 logits [..., K] over the pixels `valid_mask` keeps."""
+  labels = tf.cast(labels, tf.int32)
+  valid = valid_mask(labels, num_classes, ignore_index)
+  losses = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.where(valid, labels, 0), logits)
+  weights = tf.cast(valid, tf.float32)
+  return tf.reduce_sum(losses * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
+
+
+def majority_class(train_labels, val_labels, num_classes, ignore_index=255):
+  """The most frequent valid training class and the val scores of predicting it everywhere:
+  the level any trained classifier must beat."""
+  counted = train_labels[valid_mask(train_labels, num_classes, ignore_index)]
+  majority = int(np.bincount(counted, minlength=num_classes).argmax())
+  result = scores(confusion_matrix(val_labels, np.full_like(val_labels, majority), num_classes,
+                                   ignore_index), ignore_index)
+  return {'class': majority, 'miou': result['miou'], 'pixel_accuracy': result['pixel_accuracy']}
+
+
+def evaluate(predictions, train_labels, val_labels, num_classes, ignore_index=255,
+             class_names=None):
+  """The scores of val predictions (see `scores`) with the class names, the majority-class
+  level and the sizes of the splits: the record probe and fine-tuning results share."""
+  result = scores(confusion_matrix(val_labels, predictions, num_classes, ignore_index),
+                  ignore_index)
+  result.update(
+      class_names=list(class_names or map(str, range(num_classes))),
+      majority_class=majority_class(train_labels, val_labels, num_classes, ignore_index),
+      train_images=len(train_labels), val_images=len(val_labels),
+      size=list(val_labels.shape[1:3]))
+  return result
+
+
 def _channel_moments(maps, chunk=64):
   """Per-channel mean and std over all pixels, in float64, a chunk of images at a time."""
   total, squares = 0.0, 0.0
@@ -147,13 +206,8 @@ def train_classifier(maps, labels, num_classes, ignore_index=255, lr=1e-2, epoch
   @tf.function(reduce_retracing=True)
   def step(x, y):
     with tf.GradientTape() as tape:
-      logits = _logits(classifier, x, mean, std, size)
-      y = tf.cast(y, tf.int32)
-      valid = valid_mask(y, num_classes, ignore_index)
-      targets = tf.where(valid, y, 0)
-      losses = tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits)
-      weights = tf.cast(valid, tf.float32)
-      loss = tf.reduce_sum(losses * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
+      loss = masked_cross_entropy(_logits(classifier, x, mean, std, size), y, num_classes,
+                                  ignore_index)
     grads = tape.gradient(loss, classifier.trainable_variables)
     optimizer.apply_gradients(zip(grads, classifier.trainable_variables))
     return loss
@@ -185,16 +239,8 @@ def run(features, train, val, num_classes, ignore_index=255, use_c4=False, lr=1e
                                    batch_size, seed)
   predictions = np.concatenate([predict(val_maps[i:i + batch_size])
                                 for i in range(0, len(val_maps), batch_size)])
-  result = scores(confusion_matrix(val[1], predictions, num_classes, ignore_index), ignore_index)
-  train_labels = train[1][valid_mask(train[1], num_classes, ignore_index)]
-  majority = int(np.bincount(train_labels, minlength=num_classes).argmax())
-  majority_scores = scores(confusion_matrix(val[1], np.full_like(val[1], majority), num_classes,
-                                            ignore_index), ignore_index)
+  result = evaluate(predictions, train[1], val[1], num_classes, ignore_index, class_names)
   result.update(
-      class_names=list(class_names or map(str, range(num_classes))),
-      majority_class={'class': majority, 'miou': majority_scores['miou'],
-                      'pixel_accuracy': majority_scores['pixel_accuracy']},
-      train_images=len(train[0]), val_images=len(val[0]), size=list(val[1].shape[1:3]),
       feature_shape=list(val_maps.shape[1:]), use_c4=use_c4, lr=lr, epochs=epochs,
       batch_size=batch_size, seed=seed, final_train_loss=loss)
   return result
@@ -226,12 +272,17 @@ def table(results):
   return '\n'.join(lines)
 
 
-def add_backbone_arguments(parser, architecture_help):
-  """The command-line choice of backbone that `load_features` reads: a run, a SavedModel or a
-  random init of the given architecture (shared by scripts/probe.py and scripts/visualize.py)."""
+def add_backbone_arguments(parser, architecture_help, saved_model=True):
+  """The command-line choice of backbone that `load_features` and `load_backbone` read: a run,
+  a Keras weights file, a SavedModel (where `saved_model`) or a random init of the given
+  architecture (shared by scripts/probe.py, finetune.py and visualize.py)."""
   source = parser.add_mutually_exclusive_group(required=True)
   source.add_argument('--workdir', help='training run to restore the backbone from')
-  source.add_argument('--saved_model', help='exported SavedModel with a `features` signature')
+  source.add_argument('--keras_weights',
+                      help='backbone.weights.h5 (scripts/export.py --format keras) of the '
+                           'architecture below')
+  if saved_model:
+    source.add_argument('--saved_model', help='exported SavedModel with a `features` signature')
   source.add_argument('--random_init', action='store_true', help='a freshly initialised ResNet')
   parser.add_argument('--step', type=int, help='checkpoint step of --workdir (default: newest)')
   parser.add_argument('--depth', type=int, default=50, choices=(18, 34, 50, 101),
@@ -240,3 +291,45 @@ def add_backbone_arguments(parser, architecture_help):
                       help='channel multiplier ' + architecture_help)
   parser.add_argument('--output_stride', type=int, default=32, choices=(16, 32),
                       help='output stride ' + architecture_help)
+  parser.add_argument('--seed', type=int, default=0,
+                      help='seed of the random init and of the evaluation')
+
+
+def add_data_arguments(parser):
+  """The labelled folders and their common size that `load_splits` reads."""
+  data = parser.add_mutually_exclusive_group(required=True)
+  data.add_argument('--data', help='one labelled folder, split by --train_fraction')
+  data.add_argument('--train', help='labelled training folder (with --val)')
+  parser.add_argument('--val', help='labelled evaluation folder (with --train)')
+  parser.add_argument('--train_fraction', type=float, default=0.5,
+                      help='first part of --data (in name order) to train on; the rest is val')
+  parser.add_argument('--limit', type=int, help='use only the first N images of each folder')
+  parser.add_argument('--num_classes', type=int, required=True,
+                      help='class ids 0..N-1 count; larger label values are ignored')
+  parser.add_argument('--ignore_index', type=int, default=255, help='label value to ignore')
+  parser.add_argument('--size', type=int, nargs=2, default=(224, 224), metavar=('H', 'W'),
+                      help='images (bilinear) and labels (nearest) are resized to this')
+
+
+def check_arguments(parser, args):
+  """The rules argparse cannot state: --train with --val, --baseline not with --random_init."""
+  if bool(args.train) != bool(args.val):
+    parser.error('--train and --val go together')
+  if getattr(args, 'baseline', False) and args.random_init:
+    parser.error('--baseline compares with a random init; --random_init already is one')
+
+
+def load_splits(size, num_classes, data=None, train=None, val=None, train_fraction=0.5,
+                limit=None):
+  """(train, val, class names) of one labelled folder split by train_fraction, or of a train and
+  a val folder (`add_data_arguments`): (uint8 images, uint8 labels) at size, each label checked
+  to have its image's size."""
+  size = tuple(size)
+  folders = [data] if data else [train, val]
+  for folder in folders:
+    labelled.check_sizes(labelled.pairs(folder)[:limit])
+  if data:
+    train, val = labelled.split(*labelled.load(data, size, limit), train_fraction)
+  else:
+    train, val = labelled.load(train, size, limit), labelled.load(val, size, limit)
+  return train, val, labelled.class_names(folders[0], num_classes)

@@ -227,3 +227,21 @@ def torchvision_names(model):
     for variable in layer.weights:
       names.append((f'{torchvision_name(layer.name)}.{_VARIABLE_NAMES[variable.name]}', variable))
   return names
+
+
+def load_torchvision_weights(model, state):
+  """Fills `model` from a torchvision-layout state dict {name: numpy array} (e.g. a PyTorch
+  ResNet's `state_dict()` as numpy): kernels OIHW -> HWIO, every other value as it is.
+
+  Keys without a Keras counterpart (`num_batches_tracked`, a classifier `fc.*`) are left out; a
+  missing key or a shape that differs raises ValueError naming it.
+  """
+  for name, variable in torchvision_names(model):
+    if name not in state:
+      raise ValueError(f'state dict has no {name!r} for {model.name}')
+    value = state[name]
+    value = value.transpose(2, 3, 1, 0) if value.ndim == 4 else value
+    if tuple(value.shape) != tuple(variable.shape):
+      raise ValueError(f'{name}: state dict holds {tuple(value.shape)} (as Keras), '
+                       f'{model.name} needs {tuple(variable.shape)}')
+    variable.assign(value)

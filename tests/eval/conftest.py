@@ -1,12 +1,15 @@
 """Shared fixtures: labelled synthetic scenes, a tiny random-init ResNet, the CamVid folder."""
 
 import os
+import sys
 from typing import NamedTuple
 
 import pytest
 
 from multisiam_tf.data import synthetic
 from multisiam_tf.eval import probe
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # for eval_testlib
 
 CAMVID = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', 'shared',
                       'data', 'camvid_val')

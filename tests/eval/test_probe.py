@@ -11,22 +11,12 @@ import tensorflow as tf
 
 from multisiam_tf.eval import labelled
 from multisiam_tf.eval import probe
+from multisiam_tf.export import keras_weights
 from multisiam_tf.export import serving
+from eval_testlib import reference_scores
 
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'scripts',
                       'probe.py')
-
-
-def reference_scores(labels, predictions, num_classes, ignore_index):
-  """Per-class IoU by boolean masks, one class at a time; NaN where a class is never seen."""
-  valid = (labels < num_classes) & (labels != ignore_index)
-  ious = []
-  for c in range(num_classes):
-    truth, guess = (labels == c) & valid, (predictions == c) & valid
-    union = np.sum(truth | guess)
-    ious.append(np.sum(truth & guess) / union if union else np.nan)
-  accuracy = np.sum((labels == predictions) & valid) / np.sum(valid)
-  return np.array(ious), np.nanmean(ious), accuracy
 
 
 @pytest.mark.parametrize('seed', range(3))
@@ -152,3 +142,16 @@ def test_probe_script_with_baseline(scenes, saved_model, tiny_architecture, tmp_
   assert result['baseline']['miou'] == pytest.approx(result['miou'], abs=2e-3)
   header = completed.stdout.splitlines()[0].split()
   assert header == ['pretrained', 'random', 'init'] and 'mIoU' in completed.stdout
+
+
+def test_load_backbone_from_keras_weights(tiny_backbone, tiny_architecture, tmp_path):
+  written, _ = keras_weights.export_keras(tiny_backbone, str(tmp_path))
+  loaded, architecture = probe.load_backbone(keras_weights=written,
+                                             architecture=tiny_architecture, seed=1)
+  assert architecture == tiny_architecture
+  for a, b in zip(loaded.weights, tiny_backbone.weights):
+    np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+  with pytest.raises(ValueError, match='backbone.weights.h5 does not fit a ResNet-34'):
+    probe.load_backbone(keras_weights=written, architecture=(34, 0.25, 32))
+  with pytest.raises(ValueError, match='backbone.weights.h5 does not fit a ResNet-18 of width 0.5'):
+    probe.load_backbone(keras_weights=written, architecture=(18, 0.5, 32))
