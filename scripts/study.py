@@ -1,6 +1,6 @@
 r"""Runs rows of the paper's tables x seeds: pretraining, evaluation by fine-tuning and by the
-linear probe (also at intermediate checkpoints), a random init per seed; writes study.json,
-study.md and study.png in --out.
+linear probe (the probe also at intermediate checkpoints), a random init per seed; writes
+study.json, study.md and study.png in --out.
 
   python scripts/study.py --rows table4 --seeds 0,1,2 --scale camvid --out runs/study \
       --eval_train ../shared/data/camvid_train --eval_val ../shared/data/camvid_val \
@@ -50,6 +50,8 @@ def parse(argv):
                       help=f'comma-separated, of {", ".join(evaluate.KINDS)}')
   parser.add_argument('--eval_every', type=int, default=0,
                       help='also evaluate every N pretraining steps (a learning curve)')
+  parser.add_argument('--curve_evaluations', default='probe',
+                      help='the evaluations run at those steps too (the probe is the cheap one)')
   parser.add_argument('--eval_train', help='labelled folder the evaluations train on')
   parser.add_argument('--eval_val', help='labelled folder the evaluations are scored on')
   parser.add_argument('--num_classes', type=int, help='class ids 0..N-1 count')
@@ -71,10 +73,12 @@ def parse(argv):
       parser.error(f'unrecognised argument {item!r} (overrides are --config.FIELD=VALUE)')
     args.overrides.append(item[len('--config.'):])
   args.seeds = [int(s) for s in args.seeds.split(',')]
-  args.evaluations = args.evaluations.split(',')
-  unknown = set(args.evaluations) - set(evaluate.KINDS)
-  if unknown:
-    parser.error(f'unknown --evaluations {sorted(unknown)}; known: {", ".join(evaluate.KINDS)}')
+  for name in ('evaluations', 'curve_evaluations'):
+    kinds = getattr(args, name).split(',')
+    unknown = set(kinds) - set(evaluate.KINDS)
+    if unknown:
+      parser.error(f'unknown --{name} {sorted(unknown)}; known: {", ".join(evaluate.KINDS)}')
+    setattr(args, name, kinds)
   if not args.print_commands and not (args.eval_train and args.eval_val and args.num_classes):
     parser.error('--eval_train, --eval_val and --num_classes are needed to evaluate')
   return args
@@ -109,12 +113,14 @@ def main(args):
   scores = evaluate.evaluate_all(
       plan.runs + plan.baselines, evaluation_options(args),
       lambda: evaluate.load_data(args.eval_train, args.eval_val, args.eval_size,
-                                 args.num_classes, args.eval_limit))
+                                 args.num_classes, args.eval_limit),
+      args.curve_evaluations)
   study = report.aggregate(
       plan, selected, scores, args.evaluations, paper.PAPER_MIOU,
       {name: table.title for name, table in paper.TABLES.items()}, paper.RANDOM_INIT_MIOU,
       scale=args.scale, rows=args.rows, eval_train=args.eval_train, eval_val=args.eval_val,
-      eval_size=list(args.eval_size), options=evaluation_options(args))
+      eval_size=list(args.eval_size), eval_every=args.eval_every,
+      curve_evaluations=args.curve_evaluations, options=evaluation_options(args))
   json_path, md_path = report.write(study, args.out)
   figure.draw(study, os.path.join(args.out, 'study.png'))
   with open(md_path) as f:

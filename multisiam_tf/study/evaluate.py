@@ -76,9 +76,10 @@ def evaluate(run, step, kind, data, options):
   raise ValueError(f'unknown evaluation {kind!r}; known: {", ".join(KINDS)}')
 
 
-def evaluate_all(runs, options, data):
-  """{(run name, seed, kind, step): mIoU} of every run at every evaluation step whose checkpoint
-  exists, for each kind of `options` ({kind: its options}); evaluates what is not yet stored.
+def evaluate_all(runs, options, data, curve_kinds=('probe',)):
+  """{(run name, seed, kind, step): mIoU} of every run for each kind of `options` ({kind: its
+  options}): at the last evaluation step, and at the earlier ones (the learning curve) for
+  `curve_kinds`; where the checkpoint exists. Evaluates what is not yet stored.
 
   `data` is a function returning the Data, called only when an evaluation has to run.
   """
@@ -89,6 +90,8 @@ def evaluate_all(runs, options, data):
         logging.warning('%s has no checkpoint of step %d: not evaluated there', run.workdir, step)
         continue
       for kind, kind_options in options.items():
+        if step != run.eval_steps[-1] and kind not in curve_kinds:
+          continue
         result = read_result(run, kind, step, kind_options)
         if result is None:
           loaded = loaded or data()

@@ -102,10 +102,13 @@ def markdown(study):
                 f'same run as {entry["run"]}' if shared else '']
       lines.append('| ' + ' | '.join(cells) + ' |')
     lines.append('')
+  # of the evaluations run at more than one step
   lines += ['## Learning curves', '', 'mIoU (%) by pretraining step, mean over seeds.', '']
   for table in study['tables']:
     for kind in kinds:
       steps = sorted({p['step'] for e in table['rows'] for p in e[kind]['curve']})
+      if len(steps) < 2:
+        continue
       lines += [f'{table["title"]}, {KIND_NAMES[kind]}:', '',
                 '| row | ' + ' | '.join(map(str, steps)) + ' |',
                 '|---|' + '---:|' * len(steps)]
