@@ -146,10 +146,10 @@ def rows(selection):
     if table not in TABLES:
       raise config_lib.ConfigError(f'unknown table {table!r} in {item!r}; '
                                    f'{_known("tables", TABLES)}')
-    if row and row not in TABLES[table].rows:
-      raise config_lib.ConfigError(f'unknown row {item!r}; '
-                                   f'{_known("rows", [f"{table}/{r}" for r in TABLES[table].rows])}')
-    chosen.update([item] if row else [f'{table}/{r}' for r in TABLES[table].rows])
+    of_table = [f'{table}/{r}' for r in TABLES[table].rows]
+    if row and item not in of_table:
+      raise config_lib.ConfigError(f'unknown row {item!r}; {_known("rows", of_table)}')
+    chosen.update([item] if row else of_table)
   if not chosen:
     raise config_lib.ConfigError(f'no rows selected; {_known("tables", TABLES)}')
   return [name for name in PAPER_MIOU if name in chosen]
