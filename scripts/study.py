@@ -72,7 +72,12 @@ def parse(argv):
     if not item.startswith('--config.') or '=' not in item:
       parser.error(f'unrecognised argument {item!r} (overrides are --config.FIELD=VALUE)')
     args.overrides.append(item[len('--config.'):])
-  args.seeds = [int(s) for s in args.seeds.split(',')]
+  try:
+    args.seeds = [int(s) for s in args.seeds.split(',')]
+  except ValueError:
+    parser.error(f'--seeds takes comma-separated integers, got {args.seeds!r}')
+  if args.eval_every < 0:
+    parser.error(f'--eval_every must be >= 0, got {args.eval_every}')
   for name in ('evaluations', 'curve_evaluations'):
     kinds = getattr(args, name).split(',')
     unknown = set(kinds) - set(evaluate.KINDS)
@@ -98,18 +103,22 @@ def evaluation_options(args):
 def main(args):
   try:
     selected = paper.rows(args.rows)
-    rows = [runs.Row(name, f'{PAPER}:{name},{args.scale}', paper.get_config(f'{name},{args.scale}'))
-            for name in paper.PAPER_MIOU]
-    plan = runs.plan(rows, selected, args.seeds, args.out, args.overrides, args.eval_every,
-                     (sys.executable, PRETRAIN, f'--strategy={args.strategy}'))
+    rows = [runs.Row(name, f'{PAPER}:{arg}', paper.get_config(arg))
+            for name, arg in ((n, f'{n},{args.scale}') for n in paper.PAPER_MIOU)]
+    plan = runs.plan(rows, selected, args.seeds, args.out,
+                     (sys.executable, PRETRAIN, f'--strategy={args.strategy}'), args.overrides,
+                     args.eval_every)
   except config_lib.ConfigError as e:
     sys.exit(f'error: {e}')
   if args.print_commands:
     print('\n'.join(shlex.join(run.command) for run in plan.runs))
     return
-  for run in runs.pending(plan.runs):
-    logging.info('pretraining %s (%d steps)', run.workdir, run.config.train.steps)
-    runs.pretrain(run)
+  try:
+    for run in runs.pending(plan.runs):
+      logging.info('pretraining %s (%d steps)', run.workdir, run.config.train.steps)
+      runs.pretrain(run)
+  except (ValueError, RuntimeError) as e:  # a workdir of another config; a failed pretraining
+    sys.exit(f'error: {e}')
   scores = evaluate.evaluate_all(
       plan.runs + plan.baselines, evaluation_options(args),
       lambda: evaluate.load_data(args.eval_train, args.eval_val, args.eval_size,

@@ -20,9 +20,9 @@ from multisiam_tf import config as config_lib
 BASELINE = 'random_init'
 CHECKPOINTS = 'checkpoints'  # train/checkpoints.py's layout: <workdir>/checkpoints/ckpt-<step>
 CONFIG = 'config.json'
-# Fields that do not change what a run learns; data.num_examples only turns epochs into steps.
-BOOKKEEPING = ('data.num_examples', 'train.steps_per_loop', 'train.checkpoint_every',
-               'train.keep_checkpoints', 'train.log_every', 'train.image_every')
+# Fields that do not change what a run learns.
+BOOKKEEPING = ('train.steps_per_loop', 'train.checkpoint_every', 'train.keep_checkpoints',
+               'train.log_every', 'train.image_every')
 
 
 class Row(NamedTuple):
@@ -78,11 +78,15 @@ def learning_fields(config):
   return {k: v for k, v in fields.items() if k not in BOOKKEEPING}
 
 
+def _same_run_key(config):
+  return json.dumps(learning_fields(config), sort_keys=True)
+
+
 def _eval_steps(steps, eval_every):
   return tuple(range(eval_every, steps, eval_every)) + (steps,) if eval_every else (steps,)
 
 
-def plan(rows, selected, seeds, out, overrides=(), eval_every=0, pretrain=('pretrain.py',)):
+def plan(rows, selected, seeds, out, pretrain, overrides=(), eval_every=0):
   """The runs of the `selected` row names x `seeds`.
 
   Args:
@@ -90,31 +94,33 @@ def plan(rows, selected, seeds, out, overrides=(), eval_every=0, pretrain=('pret
     selected: the names of the rows to run.
     seeds: pretraining (and evaluation) seeds.
     out: the study's folder.
+    pretrain: the command that starts scripts/pretrain.py, with any flags of its own.
     overrides: 'field=value' strings applied to every row, as `--config.field=value` would be.
     eval_every: also evaluate every this many steps (its checkpoints are kept); 0: the last only.
-    pretrain: the command that starts scripts/pretrain.py, with any flags of its own.
 
   Raises:
     ConfigError naming the row whose config is invalid.
   """
+  if not seeds:
+    raise ValueError('a study needs at least one seed')
   by_name = {row.name: row for row in rows}
   unknown = [name for name in selected if name not in by_name]
   if unknown:
     raise config_lib.ConfigError(f'unknown rows {unknown}; known: {", ".join(by_name)}')
   overrides = list(overrides)
-  first_with, resolved = {}, {}  # learning fields -> row name; row name -> resolved config
+  changes = parse_overrides(overrides)
+  validated, first_with = {}, {}  # row name -> config; same-run key -> the first row's name
   for row in rows:
     try:
       config = config_lib.validate(config_lib.override(row.config.copy_and_resolve_references(),
-                                                       parse_overrides(overrides)))
+                                                       changes))
     except (config_lib.ConfigError, TypeError, KeyError, AttributeError) as e:
       raise config_lib.ConfigError(f'row {row.name}: {e}') from e
-    first_with.setdefault(json.dumps(learning_fields(config), sort_keys=True), row.name)
-    resolved[row.name] = config
-  run_of = {name: first_with[json.dumps(learning_fields(resolved[name]), sort_keys=True)]
-            for name in selected}
+    validated[row.name] = config
+    first_with.setdefault(_same_run_key(config), row.name)
+  run_of = {name: first_with[_same_run_key(validated[name])] for name in selected}
   names = list(dict.fromkeys(run_of.values()))
-  schedules = {name: config_lib.resolve_schedule(resolved[name]) for name in names}
+  schedules = {name: config_lib.resolve_schedule(validated[name]) for name in names}
   runs = []
   for seed in seeds:
     for name in names:

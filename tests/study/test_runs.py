@@ -19,7 +19,7 @@ def paper_rows(scale='small'):
 
 
 def make_plan(out, selected, seeds=(0, 1), overrides=('data.path=/data/x',), **kwargs):
-  return runs.plan(paper_rows(), selected, seeds, out, overrides, pretrain=PRETRAIN, **kwargs)
+  return runs.plan(paper_rows(), selected, seeds, out, PRETRAIN, overrides, **kwargs)
 
 
 def test_rows_of_one_config_share_a_run_named_after_the_papers_first_row(tmp_path):
@@ -59,10 +59,10 @@ def test_bookkeeping_fields_do_not_split_runs_but_learning_fields_do(tiny_config
   rows = [runs.Row('a/one', 'tiny', base),
           runs.Row('a/logs', 'tiny', config_lib.override(base.copy_and_resolve_references(),
                                                           {'train.log_every': 3,
-                                                           'data.num_examples': 99})),
+                                                           'train.checkpoint_every': 5})),
           runs.Row('a/lr', 'tiny', config_lib.override(base.copy_and_resolve_references(),
                                                         {'optim.base_lr': 2.0}))]
-  plan = runs.plan(rows, ['a/lr', 'a/logs', 'a/one'], [0], str(tmp_path))
+  plan = runs.plan(rows, ['a/lr', 'a/logs', 'a/one'], [0], str(tmp_path), PRETRAIN)
   assert plan.run_of == {'a/lr': 'a/lr', 'a/logs': 'a/one', 'a/one': 'a/one'}
 
 
@@ -87,7 +87,7 @@ def test_parse_overrides_reads_literals_else_strings():
 def test_rows_of_different_backbones_are_refused(tmp_path):
   with pytest.raises(config_lib.ConfigError, match='differ in model.backbone'):
     runs.plan(paper_rows('small') + [runs.Row('x/r50', 'x', paper.get_config('table4/byol'))],
-              ['table4/byol', 'x/r50'], [0], str(tmp_path), ['data.path=/d'])
+              ['table4/byol', 'x/r50'], [0], str(tmp_path), PRETRAIN, ['data.path=/d'])
 
 
 def write_checkpoint(run, step):
