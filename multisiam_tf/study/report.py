@@ -67,6 +67,8 @@ def aggregate(plan, selected, scores, kinds, paper_miou, titles, random_init_mio
 def _percent(summary):
   if summary['mean'] is None:
     return '-'
+  if summary['n'] == 1:  # no spread to show
+    return f'{100 * summary["mean"]:.1f}'
   return f'{100 * summary["mean"]:.1f} ± {100 * summary["std"]:.1f}'
 
 

@@ -71,9 +71,16 @@ def test_mean_and_std_over_seeds_match_numpy(study, scores):
   assert cluster['paper_miou'] == 70.0 and study['about'] == {'scale': 'tiny'}
 
 
-def test_a_single_seed_has_std_zero_and_a_missing_last_step_no_mean():
+def test_a_single_seed_has_std_zero_and_a_missing_last_step_no_mean(plan, scores):
   assert report.summarise([0.25]) == {'values': [0.25], 'n': 1, 'mean': 0.25, 'std': 0.0}
   assert report.summarise([])['mean'] is None
+  one_seed = {k: v for k, v in scores.items() if k[1] == 0 and k[3] != 4}  # no step 4
+  study = report.aggregate(plan, ['table4/byol'], one_seed, KINDS, PAPER, {}, 65.3)
+  (byol,) = study['tables'][0]['rows']
+  assert byol['probe']['mean'] is None and byol['probe']['curve'][0]['n'] == 1
+  assert '| byol | - |  | - |' in report.markdown(study)
+  assert f'| random init | {100 * scores["random_init", 0, "finetune", 0]:.1f} |' in (
+      report.markdown(study))
 
 
 def test_markdown_rows_numbers_and_differences(study, scores):
