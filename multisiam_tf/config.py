@@ -14,7 +14,6 @@ import copy
 import importlib.util
 import math
 import os
-from typing import Callable, NamedTuple
 
 from absl import flags
 from absl import logging
@@ -27,16 +26,13 @@ class ConfigError(ValueError):
   """A config field is unknown or holds a value outside its allowed range."""
 
 
-class _Rule(NamedTuple):
-  ok: Callable[[object], bool]
-  allowed: str
-  kind: type = object  # the type of an unset (None) default, so that overrides can set it
+# A rule is (ok: value -> bool, allowed: what ok accepts, in words).
 
 
 def _choice(*names):
   # True == 1 in Python: a bool matches only a bool
-  return _Rule(lambda v: any(v == n and isinstance(v, bool) == isinstance(n, bool) for n in names),
-               'one of ' + ', '.join(repr(n) for n in names))
+  return (lambda v: any(v == n and isinstance(v, bool) == isinstance(n, bool) for n in names),
+          'one of ' + ', '.join(repr(n) for n in names))
 
 
 def _interval(lo, hi, closed_lo=True, closed_hi=True):
@@ -44,39 +40,43 @@ def _interval(lo, hi, closed_lo=True, closed_hi=True):
     return (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
             and (v >= lo if closed_lo else v > lo) and (v <= hi if closed_hi else v < hi))
   brackets = ('[' if closed_lo else '(') + f'{lo}, {hi}' + (']' if closed_hi else ')')
-  return _Rule(ok, 'a number in ' + brackets, float)
+  return ok, 'a number in ' + brackets
 
 
-def _positive():
-  return _interval(0.0, math.inf, closed_lo=False, closed_hi=False)
+def _above(lo, closed=False):
+  return _interval(lo, math.inf, closed_lo=closed, closed_hi=False)
 
 
 def _integer(lo, hi=None):
   def ok(v):
     return isinstance(v, int) and not isinstance(v, bool) and v >= lo and (hi is None or v <= hi)
-  return _Rule(ok, f'an integer >= {lo}' + (f' and <= {hi}' if hi is not None else ''), int)
+  return ok, f'an integer >= {lo}' + (f' and <= {hi}' if hi is not None else '')
 
 
 def _boolean():
-  return _Rule(lambda v: isinstance(v, bool), 'True or False')
+  return lambda v: isinstance(v, bool), 'True or False'
 
 
 def _string():
-  return _Rule(lambda v: isinstance(v, str), 'a string')
+  return lambda v: isinstance(v, str), 'a string'
 
 
 def _range_pair(lo, hi):
   def ok(v):
     return (isinstance(v, (tuple, list)) and len(v) == 2
             and all(isinstance(x, (int, float)) and lo < x <= hi for x in v) and v[0] <= v[1])
-  return _Rule(ok, f'a pair (low, high) with {lo} < low <= high <= {hi}')
+  return ok, f'a pair (low, high) with {lo} < low <= high <= {hi}'
 
 
-def _optional(rule):
-  return _Rule(lambda v: v is None or rule.ok(v), rule.allowed + ' or None', rule.kind)
+def _unset_or(rule):
+  ok, allowed = rule
+  return lambda v: v is None or ok(v), allowed + ' or None'
 
 
-# name: (default, rule). None: unset (a placeholder of the rule's type).
+# Unset defaults: typed, so that `--config.train.steps=4` can set them.
+_UNSET_INT, _UNSET_FLOAT = config_dict.placeholder(int), config_dict.placeholder(float)
+
+# name: (default, rule).
 FIELDS = {
     'seed': (0, _integer(0)),
     'data.path': ('', _string()),  # folder, glob or comma-separated globs
@@ -93,7 +93,7 @@ FIELDS = {
     'data.max_decode_ratio': (8, _choice(1, 2, 4, 8)),
     'data.skip_corrupt': (False, _boolean()),
     'data.shuffle_buffer': (10_000, _integer(0)),
-    'data.num_examples': (None, _optional(_integer(1))),  # images of data.path; epochs need it
+    'data.num_examples': (0, _integer(0)),  # images in data.path; 0: unknown (epochs need it)
     'data.service_address': ('', _string()),  # tf.data service dispatcher, e.g. grpc://host:5050
     'model.method': ('multisiam', _choice('multisiam', 'byol', 'multisiam_moco')),
     'model.loss_lambda': (0.5, _interval(0.0, 1.0)),  # eq. 11
@@ -114,11 +114,11 @@ FIELDS = {
     'model.attention.power': (2, _interval(0.0, 16.0, closed_lo=False)),  # eq. 9
     'model.attention.residual': (False, _boolean()),  # Table 9
     'model.moco.queue_size': (65536, _integer(1)),
-    'model.moco.temperature': (0.2, _positive()),  # App. B.2
+    'model.moco.temperature': (0.2, _above(0.0)),  # App. B.2
     # The global batch of one forward pass; an update sees batch_size * accumulate_steps images.
     'train.batch_size': (1024, _integer(1)),
-    'train.steps': (None, _optional(_integer(1))),  # optimizer updates; or train.epochs
-    'train.epochs': (None, _optional(_positive())),
+    'train.steps': (_UNSET_INT, _unset_or(_integer(1))),  # optimizer updates; or train.epochs
+    'train.epochs': (_UNSET_FLOAT, _unset_or(_above(0.0))),
     'train.steps_per_loop': (100, _integer(1)),
     'train.accumulate_steps': (1, _integer(1)),
     'train.checkpoint_every': (1000, _integer(1)),
@@ -126,12 +126,12 @@ FIELDS = {
     'train.log_every': (100, _integer(1)),
     'train.image_every': (5000, _integer(1)),
     'train.precision': ('auto', _choice('auto', 'float32', 'mixed_bfloat16', 'mixed_float16')),
-    'optim.base_lr': (1.0, _positive()),  # lr = base_lr * batch_size * accumulate_steps / 256
+    'optim.base_lr': (1.0, _above(0.0)),  # lr = base_lr * batch_size * accumulate_steps / 256
     'optim.weight_decay': (1e-5, _interval(0.0, 1.0)),
     'optim.momentum': (0.9, _interval(0.0, 1.0, closed_hi=False)),
-    'optim.trust_coefficient': (1e-3, _positive()),
-    'optim.warmup_steps': (None, _optional(_integer(0))),  # or optim.warmup_epochs; neither: 0
-    'optim.warmup_epochs': (None, _optional(_interval(0.0, math.inf, closed_hi=False))),
+    'optim.trust_coefficient': (1e-3, _above(0.0)),
+    'optim.warmup_steps': (_UNSET_INT, _unset_or(_integer(0))),  # or warmup_epochs; neither: 0
+    'optim.warmup_epochs': (_UNSET_FLOAT, _unset_or(_above(0.0, closed=True))),
     'optim.tau_base': (0.996, _interval(0.0, 1.0)),
 }
 
@@ -142,14 +142,14 @@ _DURATIONS = (('train.steps', 'train.epochs'), ('optim.warmup_steps', 'optim.war
 def defaults():
   """A ConfigDict of every field at its default."""
   c = ml_collections.ConfigDict()
-  for name, (default, rule) in FIELDS.items():
+  for name, (default, _) in FIELDS.items():
     *parents, leaf = name.split('.')
     node = c
     for parent in parents:
       if parent not in node:
         node[parent] = ml_collections.ConfigDict()
       node = node[parent]
-    node[leaf] = config_dict.placeholder(rule.kind) if default is None else default
+    node[leaf] = copy.deepcopy(default)  # a placeholder is a mutable reference: one per config
   return c
 
 
@@ -200,7 +200,7 @@ def validate(config):
   for name in leaves:
     if name not in FIELDS:
       raise ConfigError(f'unknown config field {name!r}; known fields: {", ".join(sorted(FIELDS))}')
-  for name, (_, (ok, allowed, _)) in FIELDS.items():
+  for name, (_, (ok, allowed)) in FIELDS.items():
     if name not in leaves:
       raise ConfigError(f'config field {name!r} is missing; it must be {allowed}')
     if not ok(leaves[name]):
@@ -217,9 +217,9 @@ def _in_steps(config, steps_field, epochs_field):
                       'are both set; set one of them')
   if epochs is None:
     return steps
-  if config.data.num_examples is None:
+  if not config.data.num_examples:
     raise ConfigError(f'config field {epochs_field!r} needs \'data.num_examples\', the number '
-                      'of training images; it is None')
+                      'of training images; it is 0')
   return int(epochs * config.data.num_examples // _images_per_update(config))
 
 

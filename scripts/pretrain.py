@@ -1,11 +1,13 @@
 r"""Pretrains MultiSiam; restarted on the same workdir it resumes from the newest checkpoint.
 
   python scripts/pretrain.py --config configs/demo.py --workdir runs/demo \
-      [--config.train.batch_size=32] \
+      [--config.train.batch_size=32] [--config.train.steps=4] \
       [--strategy auto|default|mirrored|multi_worker|tpu] [--tpu ADDRESS]
 
-Multi-worker: run the same command on every worker, each with its TF_CONFIG, and a workdir all
-of them can reach. SIGTERM writes a checkpoint and exits cleanly.
+The schedule follows the final config: durations in epochs become steps at start (logged, and
+written to the workdir's config.json). Multi-worker: run the same command on every worker, each
+with its TF_CONFIG, and a workdir all of them can reach. SIGTERM writes a checkpoint and exits
+cleanly.
 """
 
 import sys

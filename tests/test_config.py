@@ -1,6 +1,7 @@
-"""Config files load, validate, and reject bad values naming the field."""
+"""Config files load, validate, and reject bad values naming the field; schedules follow
+overrides."""
 
-import importlib.util
+import logging
 import os
 import subprocess
 import sys
@@ -10,13 +11,11 @@ import pytest
 from multisiam_tf import config as config_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WAYMO_IMAGES = 790_000
 
 
 def load(path, arg=''):
-  spec = importlib.util.spec_from_file_location('experiment', os.path.join(ROOT, path))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+  return config_lib.load(os.path.join(ROOT, path)).get_config(arg)
 
 
 @pytest.mark.parametrize('path,arg', [
@@ -34,8 +33,9 @@ def test_shipped_configs_validate(path, arg):
 def test_paper_defaults():
   c = load('configs/multisiam_waymo.py')
   assert (c.model.backbone.depth, c.data.image_size, c.train.batch_size) == (50, 224, 1024)
-  assert c.train.steps == 325 * 790_000 // 1024
-  assert c.optim.warmup_steps == 10 * 790_000 // 1024
+  resolved = config_lib.resolve_schedule(c)
+  assert resolved.train.steps == 325 * WAYMO_IMAGES // 1024
+  assert resolved.optim.warmup_steps == 10 * WAYMO_IMAGES // 1024
   assert (c.optim.base_lr, c.optim.weight_decay, c.optim.tau_base) == (1.0, 1e-5, 0.996)
   assert (c.data.iou_threshold, c.model.kmeans.k, c.model.loss_lambda) == (0.5, 3, 0.5)
   assert c.model.alignment == 'offset' and c.model.attention.enabled
@@ -44,7 +44,8 @@ def test_paper_defaults():
 def test_ablation_schedule_accumulates_to_4096():
   c = load('configs/multisiam_waymo.py', 'ablation')
   assert c.train.batch_size * c.train.accumulate_steps == 4096
-  assert c.train.steps == 150 * 790_000 // 4096 and c.optim.base_lr == 0.3
+  assert config_lib.resolve_schedule(c).train.steps == 150 * WAYMO_IMAGES // 4096
+  assert c.optim.base_lr == 0.3 and c.optim.tau_base == 0.99 and c.data.area_range[0] == 0.08
 
 
 def test_byol_is_global_branch_without_iou():
@@ -53,10 +54,7 @@ def test_byol_is_global_branch_without_iou():
 
 
 def test_every_ablation_is_a_distinct_valid_config():
-  spec = importlib.util.spec_from_file_location(
-      'ablations', os.path.join(ROOT, 'configs/ablations_waymo.py'))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
+  module = config_lib.load(os.path.join(ROOT, 'configs/ablations_waymo.py'))
   seen = set()
   for name in module.ABLATIONS:
     c = config_lib.validate(module.get_config(name))
@@ -78,12 +76,7 @@ def test_every_ablation_is_a_distinct_valid_config():
     ('data.max_decode_ratio', True, "'data.max_decode_ratio' is True"),
 ])
 def test_bad_value_names_field_and_range(field, value, message):
-  c = load('configs/demo.py')
-  *parents, leaf = field.split('.')
-  node = c
-  for parent in parents:
-    node = node[parent]
-  node[leaf] = value
+  c = config_lib.override(load('configs/demo.py'), {field: value})
   with pytest.raises(config_lib.ConfigError, match='must be') as error:
     config_lib.validate(c)
   assert message in str(error.value)
@@ -96,15 +89,76 @@ def test_unknown_field_is_rejected():
     config_lib.validate(c)
 
 
-def test_warmup_longer_than_training_is_rejected():
-  c = load('configs/demo.py')
-  c.optim.warmup_steps = c.train.steps + 1
-  with pytest.raises(config_lib.ConfigError, match='optim.warmup_steps'):
-    config_lib.validate(c)
-
-
 def test_unknown_config_argument_is_rejected():
   with pytest.raises(config_lib.ConfigError, match='unknown config argument'):
     load('configs/multisiam_waymo.py', 'tiny')
   with pytest.raises(config_lib.ConfigError, match='unknown ablation'):
     load('configs/ablations_waymo.py', 'nope')
+
+
+def test_batch_size_and_epochs_overrides_change_the_steps():
+  def steps(overrides):
+    c = config_lib.override(load('configs/multisiam_waymo.py'), overrides)
+    return config_lib.resolve_schedule(config_lib.validate(c)).train.steps
+  assert steps({'train.batch_size': 512}) == 325 * WAYMO_IMAGES // 512
+  assert steps({'train.epochs': 100}) == 100 * WAYMO_IMAGES // 1024
+  assert steps({'train.accumulate_steps': 2}) == 325 * WAYMO_IMAGES // 2048
+
+
+def test_steps_alone_shortens_a_recipe_in_epochs_and_cuts_its_warmup(caplog):
+  c = config_lib.override(load('configs/demo.py'), {'train.steps': 4})
+  with caplog.at_level(logging.WARNING):
+    resolved = config_lib.resolve_schedule(config_lib.validate(c))
+  assert (resolved.train.steps, resolved.optim.warmup_steps) == (4, 4)  # 16 warmup steps cut
+  assert 'the warmup (16 steps) is longer than the run: cut to 4 steps' in caplog.text
+  assert resolved.train.epochs is None and resolved.optim.warmup_epochs is None
+  assert config_lib.resolve_schedule(resolved).train.steps == 4  # resolving again keeps it
+
+
+def test_warmup_in_steps_replaces_the_recipes_warmup_in_epochs():
+  c = config_lib.override(load('configs/demo.py'), {'optim.warmup_steps': 3})
+  resolved = config_lib.resolve_schedule(config_lib.validate(c))
+  assert (resolved.train.steps, resolved.optim.warmup_steps) == (160, 3)
+
+
+@pytest.mark.parametrize('steps_field,epochs_field', [
+    ('train.steps', 'train.epochs'), ('optim.warmup_steps', 'optim.warmup_epochs')])
+def test_a_duration_in_both_units_is_an_error_naming_both(steps_field, epochs_field):
+  c = config_lib.override(load('configs/demo.py'), {steps_field: 4, epochs_field: 2})
+  with pytest.raises(config_lib.ConfigError, match='both set') as error:
+    config_lib.validate(c)
+  assert repr(steps_field) in str(error.value) and repr(epochs_field) in str(error.value)
+
+
+def test_a_run_needs_a_duration():
+  c = config_lib.override(load('configs/demo.py'), {'train.epochs': None})
+  with pytest.raises(config_lib.ConfigError, match="'train.steps' and 'train.epochs'"):
+    config_lib.validate(c)
+
+
+_FROM_COMMAND_LINE = """
+import sys
+from absl import flags
+from ml_collections import config_flags
+from multisiam_tf import config as config_lib
+holder = config_flags.DEFINE_config_file('config')
+flags.FLAGS(sys.argv)
+try:
+  print(config_lib.resolve_schedule(config_lib.from_flag(holder)).train.steps)
+except config_lib.ConfigError as e:
+  print(e)
+"""
+
+
+@pytest.mark.parametrize('flags,printed', [
+    (['--config.train.steps=4'], '4'),
+    (['--config.train.batch_size=512'], str(325 * WAYMO_IMAGES // 512)),
+    (['--config.train.steps=4', '--config.train.epochs=3'], 'both set'),
+])
+def test_command_line_durations(flags, printed):
+  result = subprocess.run(
+      [sys.executable, '-c', _FROM_COMMAND_LINE,
+       f'--config={os.path.join(ROOT, "configs", "multisiam_waymo.py")}', *flags],
+      capture_output=True, text=True, timeout=120)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert printed in result.stdout.strip().splitlines()[-1]

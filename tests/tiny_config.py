@@ -10,25 +10,27 @@ that LARS (trust 1e-3) moves the weights enough for runs to tell different data 
 
 from multisiam_tf import config as config_lib
 
+TINY = {
+    'data.format': 'folder',
+    'data.num_examples': 8,
+    'model.backbone.depth': 18,
+    'model.backbone.width': 0.25,
+    'model.backbone.output_stride': 16,
+    'model.head.hidden_dim': 32,
+    'model.head.output_dim': 32,
+    'model.kmeans.k': 2,
+    'model.moco.queue_size': 64,
+    'train.batch_size': 2,
+    'train.steps': 6,
+    'train.steps_per_loop': 2,
+    'train.checkpoint_every': 2,
+    'train.log_every': 1,
+    'train.image_every': 4,
+    'train.precision': 'float32',  # not 'auto': runs compare alike on CPUs with and without bf16
+    'optim.base_lr': 50.0,  # lr = 50 * 2 / 256 = 0.39
+    'optim.warmup_steps': 1,
+}
+
 
 def get_config(arg=''):
-  c = config_lib.defaults()
-  c.data.format = 'folder'
-  c.data.image_size = int(arg or 32)
-  c.data.num_examples = 8
-  c.model.backbone.depth = 18
-  c.model.backbone.width = 0.25
-  c.model.backbone.output_stride = 16
-  c.model.head.hidden_dim = 32
-  c.model.head.output_dim = 32
-  c.model.kmeans.k = 2
-  c.model.moco.queue_size = 64
-  c.train.batch_size = 2
-  c.train.steps = 6
-  c.train.steps_per_loop = 2
-  c.train.checkpoint_every = 2
-  c.train.log_every = 1
-  c.train.image_every = 4
-  c.optim.base_lr = 50.0  # lr = 50 * 2 / 256 = 0.39
-  c.optim.warmup_steps = 1
-  return c
+  return config_lib.override(config_lib.defaults(), {**TINY, 'data.image_size': int(arg or 32)})

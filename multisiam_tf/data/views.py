@@ -264,8 +264,28 @@ def make_views(encoded, seed, *, image_size, iou_threshold, max_pair_tries, pair
   hw, pixels = tf.cond(use_crop, header_only, full_decode)
   w1, w2, fallback = sample_pair_windows(seed, hw, iou_threshold, max_pair_tries,
                                          pair_candidates, area_range, aspect_ratio_range)
-  windows = tf.stack([w1, w2])
   ratios = [r for r in DECODE_RATIOS if r <= max_decode_ratio] if decode_and_crop else [1]
+  views = _resized_windows(encoded, pixels, hw, (w1, w2), use_crop, decode_and_crop, ratios,
+                           image_size, flips)
+  return {
+      'view1': views[0],
+      'view2': views[1],
+      'box1': _normalised(w1, hw),
+      'box2': _normalised(w2, hw),
+      'fallback': fallback,
+  }
+
+
+def _resized_windows(encoded, pixels, hw, windows, use_crop, decode_and_crop, ratios,
+                     image_size, flips):
+  """float32 [2, S, S, 3] in [0, 1]: the two `windows` of an image of size `hw`, resized.
+
+  Where `use_crop`, the union of the windows is decoded from `encoded` at 1 / r, r the coarsest
+  of `ratios` that keeps both windows at least image_size pixels a side; `pixels` is the full
+  decode otherwise.
+  """
+  w1, w2 = windows
+  windows = tf.stack(windows)
   ratio = tf.where(use_crop, decode_ratio(windows, image_size, ratios[-1]), 1)
   region = tf.where(use_crop, scaled_region(boxes.union_box(w1, w2), hw, ratio), tf.zeros([4]))
   if decode_and_crop:
@@ -281,16 +301,9 @@ def make_views(encoded, seed, *, image_size, iou_threshold, max_pair_tries, pair
                      crop_and_resize_view(pixels, w2 - origin, image_size, flips[1])])
 
   if len(ratios) > 1:
-    views = tf.cond(
+    return tf.cond(
         ratio > 1,
         lambda: resize_scaled_views(pixels, windows, region, ratio, image_size, flips),
         full_resolution)
-  else:
-    views = full_resolution()
-  return {
-      'view1': views[0],
-      'view2': views[1],
-      'box1': _normalised(w1, hw),
-      'box2': _normalised(w2, hw),
-      'fallback': fallback,
-  }
+  return full_resolution()
+

@@ -196,13 +196,14 @@ class MultiSiam(keras.Model):
   def train_step(self, batch):
     grads, metrics = self.gradients(batch)
     metrics.update(self.apply_update(grads))
-    for name in _METRICS:
-      self.trackers[name].update_state(metrics[name])
-    return metrics
+    return self._track(metrics)
 
   @_plain_graph
   def test_step(self, batch):
     metrics, _ = self.forward(batch, training=False)
+    return self._track(metrics)
+
+  def _track(self, metrics):
     for name in _METRICS:
       self.trackers[name].update_state(metrics[name])
     return metrics

@@ -113,6 +113,7 @@ def make_train_loop(model, strategy, step, accumulate_steps):
   # No autograph: the model's control flow is Python's, and converting it doubles tracing time.
   @tf.function(autograph=False, experimental_attributes={'_noinline': True})
   def update(iterator):
+    """One update on every replica: eqs. 1-11, LARS and eq. 2 (replica_update)."""
     micro_batches = [next(iterator) for _ in range(accumulate_steps)]
     per_replica = strategy.run(replica_update, args=(micro_batches,))
     step.assign_add(1)

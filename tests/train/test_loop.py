@@ -80,9 +80,14 @@ def test_sigterm_saves_a_checkpoint_and_returns(image_folder, tiny, tmp_path):
     os.kill(os.getpid(), signal.SIGTERM)
 
   threading.Thread(target=terminate_once_handled, daemon=True).start()
-  config = tiny(image_folder, steps=100, checkpoint_every=50, image_every=100)
+  # In epochs: 25 epochs of 8 images at batch 2 are 100 steps.
+  config = tiny(image_folder, epochs=25, checkpoint_every=50, image_every=100)
   model = loop.train(config, str(tmp_path), distribute.make_strategy('default'))
   stopped = int(model.optimizer.iterations.numpy())
   assert 1 <= stopped < 100
+  with open(os.path.join(tmp_path, checkpoints.CONFIG)) as f:
+    written = json.load(f)
+  assert (written['train']['steps'], written['train']['epochs']) == (100, None)
+  assert written['optim']['warmup_steps'] == 1
   assert _checkpoint_steps(str(tmp_path)) == [stopped]
   assert signal.getsignal(signal.SIGTERM) is default_handler

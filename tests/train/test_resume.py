@@ -34,21 +34,21 @@ def _wait_for_checkpoint(directory, process, timeout=600):
 def test_sigkill_then_restart_resumes_and_matches_an_uninterrupted_run(
     reference_run, image_folder, tmp_path, subprocess_env, read_events):
   workdir = str(tmp_path / 'run')
-  checkpoints = os.path.join(workdir, checkpoints.CHECKPOINTS)
+  saved = os.path.join(workdir, checkpoints.CHECKPOINTS)
   first = subprocess.Popen(_pretrain(workdir, image_folder), env=subprocess_env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  _wait_for_checkpoint(checkpoints, first)
+  _wait_for_checkpoint(saved, first)
   first.send_signal(signal.SIGKILL)
   first.wait(timeout=60)
-  killed_at = int(tf.train.latest_checkpoint(checkpoints).rsplit('-', 1)[1])
+  killed_at = int(tf.train.latest_checkpoint(saved).rsplit('-', 1)[1])
   assert killed_at in (2, 4)
 
   second = subprocess.run(_pretrain(workdir, image_folder), env=subprocess_env,
                           capture_output=True, text=True, timeout=600)
   assert second.returncode == 0, second.stderr[-3000:]
-  assert f'resumed from {checkpoints}/ckpt-{killed_at}' in second.stderr
+  assert f'resumed from {saved}/ckpt-{killed_at}' in second.stderr
   assert f'{killed_at + 1}/6 [' in second.stdout  # the progress line counts on from there
-  assert tf.train.latest_checkpoint(checkpoints).endswith('ckpt-6')
+  assert tf.train.latest_checkpoint(saved).endswith('ckpt-6')
   # The input position is restored with the weights: the resumed steps see the same batches.
   reference = read_events(os.path.join(reference_run[0], summaries.EVENTS))['loss']
   resumed = read_events(os.path.join(workdir, summaries.EVENTS))['loss']
