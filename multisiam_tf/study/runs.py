@@ -16,10 +16,9 @@ from typing import NamedTuple
 import ml_collections
 
 from multisiam_tf import config as config_lib
+from multisiam_tf.train import checkpoints
 
 BASELINE = 'random_init'
-CHECKPOINTS = 'checkpoints'  # train/checkpoints.py's layout: <workdir>/checkpoints/ckpt-<step>
-CONFIG = 'config.json'
 # Fields that do not change what a run learns.
 BOOKKEEPING = ('train.steps_per_loop', 'train.checkpoint_every', 'train.keep_checkpoints',
                'train.log_every', 'train.image_every')
@@ -145,7 +144,7 @@ def plan(rows, selected, seeds, out, pretrain, overrides=(), eval_every=0):
 
 
 def checkpoint_exists(run, step):
-  return os.path.exists(os.path.join(run.workdir, CHECKPOINTS, f'ckpt-{step}.index'))
+  return os.path.exists(os.path.join(run.workdir, checkpoints.CHECKPOINTS, f'ckpt-{step}.index'))
 
 
 def finished(run):
@@ -154,7 +153,7 @@ def finished(run):
 
 def check_workdir(run):
   """Raises ValueError if the run's workdir holds a run of another config (another scale, say)."""
-  path = os.path.join(run.workdir, CONFIG)
+  path = os.path.join(run.workdir, checkpoints.CONFIG)
   if not os.path.exists(path):
     return
   with open(path) as f:
