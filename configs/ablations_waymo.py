@@ -1,12 +1,13 @@
-r"""The paper's ablations on Waymo (Tables 2-4, 9, App. B), one name each, on the ablation schedule
-of configs/multisiam_waymo.py:ablation (150 epochs, base lr 0.3, 4 accumulated steps of 1024,
-tau_base 0.99, minimum crop scale 0.08).
+r"""Single switches on the full MultiSiam of the ablation schedule (configs/multisiam_waymo.py:
+ablation: 150 epochs, base lr 0.3, 4 accumulated steps of 1024, tau_base 0.99, minimum crop scale
+0.08), one name each, so that every code path has a config. They are not the paper's rows: its
+tables change other bases (Tables 2-3 start from RoI alignment without attention), and
+configs/paper.py holds them, each row on its table's own base.
 
-  python scripts/pretrain.py --config configs/ablations_waymo.py:cluster --workdir runs/cluster \
+  python scripts/pretrain.py --config configs/ablations_waymo.py:no_kmeans --workdir runs/nk \
       --config.data.path='/data/waymo/training/*.tfrecord'
 
 Append `,small` to any name for a ResNet-18 check run, e.g. `configs/ablations_waymo.py:roi,small`.
-Table 4, top to bottom: byol, byol_iou, cluster, attention, offset.
 """
 
 import os
