@@ -32,10 +32,11 @@ def _wait_for_checkpoint(directory, process, timeout=600):
 
 
 def test_sigkill_then_restart_resumes_and_matches_an_uninterrupted_run(
-    reference_run, image_folder, tmp_path, subprocess_env, read_events):
+    reference_run, image_folder, tmp_path, subprocess_env, read_events, lane_precision):
   workdir = str(tmp_path / 'run')
   saved = os.path.join(workdir, checkpoints.CHECKPOINTS)
-  first = subprocess.Popen(_pretrain(workdir, image_folder), env=subprocess_env,
+  precision = f'--config.train.precision={lane_precision}'  # the reference run's
+  first = subprocess.Popen(_pretrain(workdir, image_folder, precision), env=subprocess_env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   _wait_for_checkpoint(saved, first)
   first.send_signal(signal.SIGKILL)
@@ -43,7 +44,7 @@ def test_sigkill_then_restart_resumes_and_matches_an_uninterrupted_run(
   killed_at = int(tf.train.latest_checkpoint(saved).rsplit('-', 1)[1])
   assert killed_at in (2, 4)
 
-  second = subprocess.run(_pretrain(workdir, image_folder), env=subprocess_env,
+  second = subprocess.run(_pretrain(workdir, image_folder, precision), env=subprocess_env,
                           capture_output=True, text=True, timeout=600)
   assert second.returncode == 0, second.stderr[-3000:]
   assert f'resumed from {saved}/ckpt-{killed_at}' in second.stderr
