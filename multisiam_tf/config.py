@@ -227,7 +227,9 @@ def validate(config):
       raise ConfigError(f'config field {name!r} is missing; it must be {allowed}')
     if not ok(leaves[name]):
       raise ConfigError(f'config field {name!r} is {leaves[name]!r}; it must be {allowed}')
-  _schedule(config)
+  if config.data.num_examples or (config.train.epochs is None
+                                  and config.optim.warmup_epochs is None):
+    _schedule(config)  # else epochs wait for the driver to count the source (loop.train)
   return config
 
 

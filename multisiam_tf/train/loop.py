@@ -8,6 +8,7 @@ progress line, checkpoints, and stops on SIGTERM (after a checkpoint) or on a no
 (without one). The workdir's layout: train/checkpoints.py and train/summaries.py.
 """
 
+import copy
 import math
 import os
 import signal
@@ -19,6 +20,7 @@ import tensorflow as tf
 
 from multisiam_tf import config as config_lib
 from multisiam_tf.data import pipeline
+from multisiam_tf.data import sources
 from multisiam_tf.models import multisiam
 from multisiam_tf.train import checkpoints
 from multisiam_tf.train import distribute
@@ -32,7 +34,7 @@ _GUARDED = ('loss', 'grad_norm')  # the run stops at the update where either is 
 
 def train(config, workdir, strategy):
   """Pretrains per `config` in `workdir`, resuming from its newest checkpoint; returns the model."""
-  config = config_lib.resolve_schedule(config)
+  config = config_lib.resolve_schedule(_with_num_examples(config, workdir))
   t, chief = config.train, distribute.is_chief(strategy)
   distribute.choose_precision(t.precision, strategy)
   if chief:
@@ -70,6 +72,17 @@ def train(config, workdir, strategy):
         logging.warning('SIGTERM: stopped at step %d after saving a checkpoint', current)
         break
   return model
+
+
+def _with_num_examples(config, workdir):
+  """`config` with data.num_examples counted from the source when it is 0, the count cached in
+  the workdir so that a restart does not recount."""
+  if config.data.num_examples:
+    return config
+  config = copy.deepcopy(config)
+  config.data.num_examples = sources.num_examples(config.data, workdir)
+  logging.info('data.num_examples: %d images in %s', config.data.num_examples, config.data.path)
+  return config
 
 
 def build_model(config):

@@ -100,3 +100,15 @@ def test_sigterm_saves_a_checkpoint_and_returns(image_folder, tiny, tmp_path):
   assert written['optim']['warmup_steps'] == 1
   assert _checkpoint_steps(str(tmp_path)) == [stopped]
   assert signal.getsignal(signal.SIGTERM) is default_handler
+
+
+def test_epochs_without_num_examples_count_the_source_once(image_folder, tiny_config, tmp_path):
+  config = tiny_config(overrides={'data.path': image_folder, 'data.num_examples': 0,
+                                  'train.epochs': 1.0})
+  workdir = str(tmp_path)
+  loop.train(config, workdir, distribute.make_strategy('default'))
+  with open(os.path.join(workdir, checkpoints.CONFIG)) as f:
+    written = json.load(f)
+  assert written['train']['steps'] == 8 // 2  # 8 images, batch 2, one epoch
+  with open(os.path.join(workdir, 'num_examples.json')) as f:
+    assert json.load(f)['num_examples'] == 8
