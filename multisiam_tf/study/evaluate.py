@@ -31,7 +31,9 @@ class Data(NamedTuple):
 
 def load_data(train, val, size, num_classes, limit=None):
   """The labelled train and val folders at size (H, W), the first `limit` images of each."""
-  return Data(*probe.load_splits(size, num_classes, train=train, val=val, limit=limit))
+  train, val, names, _, _ = probe.load_splits(size, train=train, val=val, num_classes=num_classes,
+                                              limit=limit)
+  return Data(train, val, names)
 
 
 def result_path(run, kind, step):
