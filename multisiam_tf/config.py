@@ -109,6 +109,7 @@ FIELDS = {
     'data.pair_candidates': (32, _integer(1, 1024)),  # candidate pairs drawn per vectorised try
     'data.area_range': ((0.08, 1.0), _range_pair(0.0, 1.0)),
     'data.aspect_ratio_range': ((3 / 4, 4 / 3), _range_pair(0.0, 100.0)),
+    'data.color_strength': (1.0, _interval(0.0, 4.0)),  # scales the colour jitter; 1: BYOL's
     'data.min_image_size': (8, _integer(1)),
     'data.decode_and_crop': (True, _boolean()),
     # JPEG DCT downscaling 1/r kept >= image_size; 1 = full-resolution crop
@@ -148,10 +149,11 @@ FIELDS = {
     'train.log_every': (100, _integer(1)),
     'train.image_every': (5000, _integer(1)),
     'train.precision': ('auto', _choice('auto', 'float32', 'mixed_bfloat16', 'mixed_float16')),
+    'optim.name': ('lars', _choice('lars', 'sgd', 'adamw')),  # train/optimizers.py
     'optim.base_lr': (1.0, _above(0.0)),  # lr = base_lr * batch_size * accumulate_steps / 256
     'optim.weight_decay': (1e-5, _interval(0.0, 1.0)),
     'optim.momentum': (0.9, _interval(0.0, 1.0, closed_hi=False)),
-    'optim.trust_coefficient': (1e-3, _above(0.0)),
+    'optim.trust_coefficient': (1e-3, _above(0.0)),  # lars only
     'optim.warmup_steps': (_UNSET_INT, _unset_or(_integer(0))),  # or warmup_epochs; neither: 0
     'optim.warmup_epochs': (_UNSET_FLOAT, _unset_or(_above(0.0, closed=True))),
     'optim.tau_base': (0.996, _interval(0.0, 1.0)),

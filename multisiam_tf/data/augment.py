@@ -164,14 +164,19 @@ def normalize_view(image):
   return image * tf.constant(scale) - tf.constant(offset)
 
 
-def sample_augmentation(seed, view):
+def sample_augmentation(seed, view, color_strength=1.0):
   """Every random choice of BYOL's augmentation of view 1 or 2, from a [2] int seed.
+
+  color_strength scales the four jitter ranges, as SimCLR's s (1: BYOL's; hue capped at 0.5).
 
   Returns a dict of scalars: bool `flip`, `color_jitter`, `grayscale`, `blur`, `solarize`;
   float32 `brightness_delta`, `contrast_factor`, `saturation_factor`, `hue_delta`, `sigma`;
   int32 [4] `order` (a uniform permutation of the jitter ops).
   """
   u = tf.random.stateless_uniform([14], seed)
+  brightness, contrast, saturation = (color_strength * x for x in (BRIGHTNESS, CONTRAST,
+                                                                   SATURATION))
+  hue = min(color_strength * HUE, 0.5)
 
   def between(x, lo, hi):
     return lo + (hi - lo) * x
@@ -182,10 +187,10 @@ def sample_augmentation(seed, view):
       'grayscale': u[2] < GRAYSCALE_PROB,
       'blur': u[3] < BLUR_PROB[view],
       'solarize': u[4] < SOLARIZE_PROB[view],
-      'brightness_delta': between(u[5], -BRIGHTNESS, BRIGHTNESS),
-      'contrast_factor': between(u[6], 1.0 - CONTRAST, 1.0 + CONTRAST),
-      'saturation_factor': between(u[7], 1.0 - SATURATION, 1.0 + SATURATION),
-      'hue_delta': between(u[8], -HUE, HUE),
+      'brightness_delta': between(u[5], -brightness, brightness),
+      'contrast_factor': between(u[6], max(1.0 - contrast, 0.0), 1.0 + contrast),
+      'saturation_factor': between(u[7], max(1.0 - saturation, 0.0), 1.0 + saturation),
+      'hue_delta': between(u[8], -hue, hue),
       'sigma': between(u[9], *SIGMA_RANGE),
       'order': tf.argsort(u[10:14]),
   }

@@ -177,8 +177,8 @@ def make_pair(encoded, seed, data):
   augmentations are drawn first and applied without their flip.
   """
   view_seed, seed1, seed2 = tf.unstack(tf.random.split(seed, 3))
-  params1 = augment.sample_augmentation(seed1, 1)
-  params2 = augment.sample_augmentation(seed2, 2)
+  params1 = augment.sample_augmentation(seed1, 1, data.color_strength)
+  params2 = augment.sample_augmentation(seed2, 2, data.color_strength)
   pair = views.make_views(
       encoded, view_seed, image_size=data.image_size, iou_threshold=data.iou_threshold,
       max_pair_tries=data.max_pair_tries, pair_candidates=data.pair_candidates,

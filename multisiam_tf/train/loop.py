@@ -24,8 +24,7 @@ from multisiam_tf.data import sources
 from multisiam_tf.models import multisiam
 from multisiam_tf.train import checkpoints
 from multisiam_tf.train import distribute
-from multisiam_tf.train import lars
-from multisiam_tf.train import schedules
+from multisiam_tf.train import optimizers
 from multisiam_tf.train import summaries
 
 
@@ -86,27 +85,15 @@ def _with_num_examples(config, workdir):
 
 
 def build_model(config):
-  """The model of `config` with every variable and its optimizer (LARS, warmup-cosine lr) built.
+  """The model of `config` with every variable and its optimizer (`optim.name`) built.
 
   `config` holds its schedule in steps (config.resolve_schedule). Call under strategy.scope()
   after choose_precision: mixed_float16 adds loss scaling.
   """
   model = multisiam.build(config)
-  model.compile(optimizer=make_optimizer(config))
+  model.compile(optimizer=optimizers.make(config, model.online_variables))
   model.optimizer.build(model.online_variables)  # slots exist before a restore fills them
   return model
-
-
-def make_optimizer(config):
-  """LARS on lr = base_lr * (batch_size * accumulate_steps) / 256, warmup then cosine."""
-  t, o = config.train, config.optim
-  lr = schedules.WarmupCosine(o.base_lr, t.batch_size * t.accumulate_steps, o.warmup_steps,
-                              t.steps)
-  optimizer = lars.LARS(learning_rate=lr, momentum=o.momentum, weight_decay=o.weight_decay,
-                        trust_coefficient=o.trust_coefficient)
-  if keras.mixed_precision.global_policy().name == 'mixed_float16':
-    optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-  return optimizer
 
 
 def make_train_loop(model, strategy, step, accumulate_steps):

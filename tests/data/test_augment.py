@@ -107,9 +107,9 @@ def test_color_jitter_applies_its_ops_in_the_given_order():
   assert np.abs(outputs[0] - outputs[1]).max() > 0.05
 
 
-def sample_many(view):
+def sample_many(view, color_strength=1.0):
   """sample_augmentation over N_SEEDS seeds, inside tf.data (graph mode)."""
-  draw = lambda i: augment.sample_augmentation(tf.stack([i, 3]), view)
+  draw = lambda i: augment.sample_augmentation(tf.stack([i, 3]), view, color_strength)
   ds = tf.data.Dataset.range(N_SEEDS).map(tf.autograph.experimental.do_not_convert(draw),
                                           num_parallel_calls=2)
   return {k: v.numpy() for k, v in next(iter(ds.batch(N_SEEDS))).items()}
@@ -144,6 +144,18 @@ def test_rates_ranges_and_orders_over_many_seeds(view):
   independent = np.corrcoef(decisions[:, decisions.std(0) > 0].T) - np.eye(
       int((decisions.std(0) > 0).sum()))
   assert np.abs(independent).max() <= 4 / math.sqrt(N_SEEDS)
+
+
+@pytest.mark.parametrize('strength, ranges', [
+    (0.5, {'brightness_delta': (-0.2, 0.2), 'contrast_factor': (0.8, 1.2),
+           'saturation_factor': (0.9, 1.1), 'hue_delta': (-0.05, 0.05)}),
+    (3.0, {'brightness_delta': (-1.2, 1.2), 'contrast_factor': (0.0, 2.2),
+           'saturation_factor': (0.4, 1.6), 'hue_delta': (-0.3, 0.3)})])
+def test_color_strength_scales_the_jitter_ranges(strength, ranges):
+  draws = sample_many(1, strength)
+  for name, (lo, hi) in ranges.items():
+    x = draws[name]
+    assert lo <= x.min() < lo + 0.02 * (hi - lo) and hi - 0.02 * (hi - lo) < x.max() <= hi, name
 
 
 def no_augmentation():
