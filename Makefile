@@ -11,10 +11,11 @@ MODEL_GARDEN := $(VENV)/.model-garden
 TORCH := $(VENV)/.torch-reference
 WAYMO_V2 := $(VENV)/.waymo-v2
 TFDS := $(VENV)/.tfds
+PROFILE := $(VENV)/.profile
 DEMO := runs/demo
 
 .PHONY: install install-gpu test demo model-garden test-model-garden torch-reference \
-	test-torch-reference waymo-v2 tfds benchmark clean
+	test-torch-reference waymo-v2 tfds profile benchmark clean
 
 install: $(INSTALLED)
 
@@ -84,6 +85,13 @@ tfds: $(TFDS)
 
 $(TFDS): $(INSTALLED) pyproject.toml
 	$(PIP) -e '.[$(TF),tfds]'
+	touch $@
+
+# Optional extra: TensorBoard's Profile tab, which shows `scripts/pretrain.py --profile_steps` traces.
+profile: $(PROFILE)
+
+$(PROFILE): $(INSTALLED) pyproject.toml
+	$(PIP) -e '.[$(TF),profile]'
 	touch $@
 
 benchmark: $(INSTALLED)

@@ -68,6 +68,13 @@ def _range_pair(lo, hi):
   return ok, f'a pair (low, high) with {lo} < low <= high <= {hi}'
 
 
+def _size():
+  def ok(v):
+    return (isinstance(v, (tuple, list)) and len(v) == 2
+            and all(isinstance(x, int) and not isinstance(x, bool) and x >= 32 for x in v))
+  return ok, 'a pair (height, width) of integers >= 32'
+
+
 def _names():
   return (lambda v: isinstance(v, str) and all(n.strip() for n in v.split(',')),
           'comma-separated names, none empty')
@@ -157,10 +164,35 @@ FIELDS = {
     'optim.warmup_steps': (_UNSET_INT, _unset_or(_integer(0))),  # or warmup_epochs; neither: 0
     'optim.warmup_epochs': (_UNSET_FLOAT, _unset_or(_above(0.0, closed=True))),
     'optim.tau_base': (0.996, _interval(0.0, 1.0)),
+    # Online dense probe (eval/online.py): a labelled folder (images/, labels/) split in halves;
+    # '' = none.
+    'eval.data': ('', _string()),
+    'eval.every': (5000, _integer(1)),  # steps
+    'eval.num_classes': (0, _integer(0)),  # class ids 0..N-1; a folder needs it
+    'eval.ignore_index': (255, _integer(0, 255)),
+    'eval.size': ((224, 224), _size()),  # images and labels resized to (H, W)
+    'eval.epochs': (10, _integer(1)),  # of the probe on cached features
 }
 
 # (in steps, in epochs): the two ways to give one duration.
 _DURATIONS = (('train.steps', 'train.epochs'), ('optim.warmup_steps', 'optim.warmup_epochs'))
+
+
+def fields_help(prefix=''):
+  """One line per field under `prefix` (all: ''): its name relative to it, default and rule;
+  what a script's --help lists under its config flag."""
+  lines = []
+  for name, (default, (_, allowed)) in FIELDS.items():
+    if name.startswith(prefix):
+      default = default.get() if isinstance(default, config_dict.FieldReference) else default
+      lines.append(f'{name[len(prefix):]}={default!r}: {allowed}')
+  return '\n'.join(lines)
+
+
+def config_flag_help():
+  """The help of a script's --config flag: the file, then every field an override may set."""
+  return ('Experiment config file[:arg], e.g. configs/demo.py; set its fields with '
+          '--config.FIELD=VALUE, of (default: rule):\n' + fields_help())
 
 
 def defaults():
@@ -229,6 +261,9 @@ def validate(config):
       raise ConfigError(f'config field {name!r} is missing; it must be {allowed}')
     if not ok(leaves[name]):
       raise ConfigError(f'config field {name!r} is {leaves[name]!r}; it must be {allowed}')
+  if config.eval.data and not config.eval.num_classes:
+    raise ConfigError(f'config field \'eval.num_classes\' is 0; eval.data={config.eval.data!r} '
+                      'needs the number of classes')
   if config.data.num_examples or (config.train.epochs is None
                                   and config.optim.warmup_epochs is None):
     _schedule(config)  # else epochs wait for the driver to count the source (loop.train)

@@ -46,6 +46,7 @@ from PIL import ImageFilter
 from PIL import ImageOps
 import tensorflow as tf
 
+from multisiam_tf import cli
 from multisiam_tf import config as config_lib
 from multisiam_tf.data import augment
 from multisiam_tf.data import pipeline
@@ -289,4 +290,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

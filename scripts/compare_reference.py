@@ -26,6 +26,7 @@ from ml_collections import config_flags
 import numpy as np
 import torch
 
+from multisiam_tf import cli
 from multisiam_tf import config as config_lib
 from multisiam_tf.eval import finetune
 from multisiam_tf.eval import probe
@@ -33,7 +34,7 @@ from multisiam_tf.export import keras_weights
 from multisiam_tf.models import resnet
 from multisiam_tf.reference import torch_byol
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file[:arg].')
+_CONFIG = config_flags.DEFINE_config_file('config', None, config_lib.config_flag_help())
 _OUT = flags.DEFINE_string('out', None, 'Folder for peer.pt, keras/ and compare.json.')
 _PEER_CHECKPOINT = flags.DEFINE_string('peer_checkpoint', None, 'A peer.pt to score instead '
                                        'of pretraining one.')
@@ -123,4 +124,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -15,12 +15,15 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from multisiam_tf import cli
 from multisiam_tf import config as config_lib
 from multisiam_tf.data import convert
 from multisiam_tf.data import sources
 
-_DATA = config_flags.DEFINE_config_dict('data', config_lib.defaults().data,
-                                        'The source, as the config\'s data fields.')
+_DATA = config_flags.DEFINE_config_dict(
+    'data', config_lib.defaults().data,
+    'The source, as the config\'s data fields; set them with --data.FIELD=VALUE:\n'
+    + config_lib.fields_help('data.'))
 _OUT = flags.DEFINE_string('out', None, 'Folder for the shards.', required=True)
 _NAME = flags.DEFINE_string('name', 'train', 'Shard name prefix: NAME.tfrecord-K-of-N.')
 _FILES_PER_SHARD = flags.DEFINE_integer(
@@ -39,4 +42,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

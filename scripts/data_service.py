@@ -10,6 +10,8 @@ from absl import flags
 from absl import logging
 import tensorflow as tf
 
+from multisiam_tf import cli
+
 _ROLE = flags.DEFINE_enum('role', None, ['dispatcher', 'worker'], 'Which server to run.')
 _PORT = flags.DEFINE_integer('port', 5050, 'Port to serve on.')
 _DISPATCHER = flags.DEFINE_string('dispatcher_address', 'localhost:5050',
@@ -33,4 +35,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

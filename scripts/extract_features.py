@@ -17,9 +17,10 @@ import os
 from absl import app
 from absl import logging
 from absl.flags import argparse_flags
-import keras
 import numpy as np
 import tensorflow as tf
+
+from multisiam_tf import progress as progress_lib
 
 EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif')
 
@@ -87,7 +88,7 @@ def main(args):
   tf.io.gfile.makedirs(os.path.dirname(args.out) or '.')
   writer = tf.io.TFRecordWriter(args.out) if args.out.endswith('.tfrecord') else None
   names, arrays = [], {o: [] for o in outputs}
-  progress = keras.utils.Progbar(len(paths), unit_name='image')
+  progress = progress_lib.bar(len(paths), unit_name='image')
   for start in range(0, len(paths), args.batch_size):
     batch = paths[start:start + args.batch_size]
     encoded = [read(p) for p in batch]

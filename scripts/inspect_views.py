@@ -19,6 +19,7 @@ from PIL import Image
 from PIL import ImageDraw
 import tensorflow as tf
 
+from multisiam_tf import cli
 from multisiam_tf import config as config_lib
 from multisiam_tf.data import augment
 from multisiam_tf.data import boxes
@@ -26,7 +27,7 @@ from multisiam_tf.data import pipeline
 from multisiam_tf.data import sources
 from multisiam_tf.data import views
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config: configs/X.py[:arg].')
+_CONFIG = config_flags.DEFINE_config_file('config', None, config_lib.config_flag_help())
 _OUT = flags.DEFINE_string('out', 'views.png', 'PNG file to write.')
 _NUM = flags.DEFINE_integer('num', 8, 'Number of images (rows).', lower_bound=1)
 
@@ -84,4 +85,4 @@ def main(argv):
 
 if __name__ == '__main__':
   flags.mark_flag_as_required('config')
-  app.run(main)
+  cli.run(main)

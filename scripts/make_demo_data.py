@@ -10,6 +10,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from multisiam_tf import cli
 from multisiam_tf.data import synthetic
 
 _OUT = flags.DEFINE_string('out', None, 'Folder to write into.', required=True)
@@ -37,4 +38,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=_parse_flags)
+  cli.run(main, flags_parser=_parse_flags)

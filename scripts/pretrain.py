@@ -2,7 +2,10 @@ r"""Pretrains MultiSiam; restarted on the same workdir it resumes from the newes
 
   python scripts/pretrain.py --config configs/demo.py --workdir runs/demo \
       [--config.train.batch_size=32] [--config.train.steps=4] \
-      [--strategy auto|default|mirrored|multi_worker|tpu] [--tpu ADDRESS]
+      [--strategy auto|default|mirrored|multi_worker|tpu] [--tpu ADDRESS] \
+      [--profile_steps=START,END]
+
+`--help` lists every config field an override may set, with its default and rule.
 
 The schedule follows the final config: durations in epochs become steps at start (logged, and
 written to the workdir's config.json). Multi-worker: run the same command on every worker, each
@@ -16,15 +19,24 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from multisiam_tf import cli
 from multisiam_tf import config as config_lib
+from multisiam_tf.eval import online
 from multisiam_tf.train import distribute
 from multisiam_tf.train import loop
+from multisiam_tf.train import summaries
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file[:arg].')
+_CONFIG = config_flags.DEFINE_config_file('config', None, config_lib.config_flag_help())
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory of the run: config, checkpoints, logs.')
 _STRATEGY = flags.DEFINE_enum('strategy', 'auto', distribute.STRATEGIES, 'tf.distribute strategy.')
 _TPU = flags.DEFINE_string('tpu', '', 'TPU name or grpc:// address; empty: this TPU VM.')
+_PROFILE_STEPS = flags.DEFINE_list(
+    'profile_steps', [], 'START,END: a profiler trace of the updates after step START up to END, '
+    'in WORKDIR/profile/ (TensorBoard shows it with `pip install -e .[profile]`).')
 flags.mark_flags_as_required(['config', 'workdir'])
+flags.register_validator('profile_steps', lambda v: not v or (
+    len(v) == 2 and all(s.isdigit() for s in v) and int(v[0]) < int(v[1])),
+                         message='--profile_steps takes START,END with 0 <= START < END')
 
 
 def main(argv):
@@ -34,8 +46,14 @@ def main(argv):
     config = config_lib.from_flag(_CONFIG)
   except config_lib.ConfigError as e:
     sys.exit(f'error: {e}')
-  loop.train(config, _WORKDIR.value, distribute.make_strategy(_STRATEGY.value, _TPU.value))
+  strategy = distribute.make_strategy(_STRATEGY.value, _TPU.value)
+  profiler = summaries.Profiler([int(s) for s in _PROFILE_STEPS.value], _WORKDIR.value)
+  try:
+    loop.train(config, _WORKDIR.value, strategy,
+               online.hooks(config, distribute.is_chief(strategy)) + [profiler])
+  finally:
+    profiler.stop()
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -98,12 +98,21 @@ def test_every_ablation_is_a_distinct_valid_config():
     ('data.soda_splits', (0, 10), "'data.soda_splits' is (0, 10)"),
     ('data.split', 'train,', "'data.split' is 'train,'"),
     ('data.num_examples', -1, "'data.num_examples' is -1"),
+    ('eval.size', (16, 64), "'eval.size' is (16, 64)"),
+    ('eval.every', 0, "'eval.every' is 0"),
 ])
 def test_bad_value_names_field_and_range(field, value, message):
   c = config_lib.override(load('configs/demo.py'), {field: value})
   with pytest.raises(config_lib.ConfigError, match='must be') as error:
     config_lib.validate(c)
   assert message in str(error.value)
+
+
+def test_online_eval_of_a_folder_needs_its_class_count():
+  c = config_lib.override(load('configs/demo.py'), {'eval.data': '/labelled'})
+  with pytest.raises(config_lib.ConfigError, match="'eval.num_classes' is 0"):
+    config_lib.validate(c)
+  config_lib.validate(config_lib.override(c, {'eval.num_classes': 9}))
 
 
 def test_unknown_field_is_rejected():

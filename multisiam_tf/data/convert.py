@@ -11,9 +11,9 @@ import math
 import os
 
 from absl import logging
-import keras
 import tensorflow as tf
 
+from multisiam_tf import progress as progress_lib
 from multisiam_tf.data import sources
 from multisiam_tf.data.sources import files as files_lib
 
@@ -64,7 +64,7 @@ def convert(inputs, out, name='train', files_per_shard=1, skip_corrupt=False, mi
               {'inputs': inputs._asdict(), 'files_per_shard': files_per_shard})
   done = [k for k, shard in enumerate(shards) if tf.io.gfile.exists(shard)]
   written = sum(len(files_lib.record_offsets(shards[k])) for k in done)
-  progress = keras.utils.Progbar(sources.count_inputs(inputs), unit_name='image')
+  progress = progress_lib.bar(sources.count_inputs(inputs), unit_name='image')
   progress.update(written)
   skipped = 0
   for k, shard in enumerate(shards):

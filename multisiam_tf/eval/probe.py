@@ -195,11 +195,15 @@ def _logits(classifier, maps, mean, std, size):
 
 def train_classifier(maps, labels, num_classes, ignore_index=255, lr=1e-2, epochs=30,
                      batch_size=8, seed=0):
-  """Fits the 1x1-conv classifier with Adam; returns (predict function, final epoch's loss)."""
-  keras.utils.set_random_seed(seed)
+  """Fits the 1x1-conv classifier with Adam; returns (predict function, final epoch's loss).
+
+  Its randomness is seeded here and draws nothing from the global generators, so a probe
+  during pretraining leaves training's random streams alone (eval/online.py).
+  """
   mean, std = _channel_moments(maps)
   size = labels.shape[1:3]
-  classifier = keras.layers.Conv2D(num_classes, 1)
+  classifier = keras.layers.Conv2D(num_classes, 1,
+                                   kernel_initializer=keras.initializers.GlorotUniform(seed))
   classifier.build((None, None, None, maps.shape[-1]))
   optimizer = keras.optimizers.Adam(lr)
 

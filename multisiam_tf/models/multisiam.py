@@ -214,6 +214,13 @@ class MultiSiam(keras.Model):
     _, results = self.forward(batch, training=False)
     return results[1].get('assignment')
 
+  @_plain_graph
+  def projections(self, view, flip):
+    """Online projections of one view in inference mode (TensorBoard histograms): z [B, D] and,
+    with a 2D projector, G [B, h, w, D]."""
+    online, _ = self._encode(view, flip, training=False)
+    return {k: online[k] for k in ('z', 'g') if k in online}
+
 
 class MultiSiamMoCo(MultiSiam):
   """MoCo-based MultiSiam (App. B.2): RoI alignment on F before the projectors, attention in the

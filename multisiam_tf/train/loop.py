@@ -31,8 +31,13 @@ from multisiam_tf.train import summaries
 _GUARDED = ('loss', 'grad_norm')  # the run stops at the update where either is not finite
 
 
-def train(config, workdir, strategy):
-  """Pretrains per `config` in `workdir`, resuming from its newest checkpoint; returns the model."""
+def train(config, workdir, strategy, hooks=()):
+  """Pretrains per `config` in `workdir`, resuming from its newest checkpoint; returns the model.
+
+  `hooks` run between loops: hook(model, step) -> scalars to log at that step, and
+  hook.next_step(step) -> the next step (or None) at which a loop must end for it
+  (eval/online.py's probe, summaries.Profiler).
+  """
   config = config_lib.resolve_schedule(_with_num_examples(config, workdir))
   t, chief = config.train, distribute.is_chief(strategy)
   distribute.choose_precision(t.precision, strategy)
@@ -41,14 +46,12 @@ def train(config, workdir, strategy):
   model, step, iterator, saver = _start(config, workdir, strategy, chief)
   train_loop = make_train_loop(model, strategy, step, t.accumulate_steps)
   any_worker = _any_worker_fn(strategy)
-  progress = summaries.Progress(t.steps) if chief else None
-  writer = (tf.summary.create_file_writer(os.path.join(workdir, summaries.EVENTS)) if chief
-            else tf.summary.create_noop_writer())
   current = int(step.numpy())
-  with writer.as_default(), _Preemption() as preemption:
+  log = summaries.RunLog(workdir, current, t.steps, chief)
+  with log.writer.as_default(), _Preemption() as preemption:
     while current < t.steps:
       start = time.time()
-      metrics = train_loop(iterator, tf.constant(_loop_length(current, t), tf.int64))
+      metrics = train_loop(iterator, tf.constant(_loop_length(current, t, hooks), tf.int64))
       metrics = {k: float(v) for k, v in metrics.items()}
       seconds = time.time() - start
       done, current = current, int(step.numpy())
@@ -58,10 +61,11 @@ def train(config, workdir, strategy):
             f'without saving, the last good checkpoint is '
             f'{tf.train.latest_checkpoint(saver.directory)}')
       metrics['images_per_sec'] = (current - done) * t.batch_size * t.accumulate_steps / seconds
-      if progress:
-        progress.update(current, metrics)
-      if _crossed(done, current, t.log_every) or current == t.steps:
-        summaries.write_scalars(current, metrics)
+      log.progress(current, metrics)
+      logged = _crossed(done, current, t.log_every) or current == t.steps
+      scalars = dict(metrics if logged else {}, **_run_hooks(hooks, model, current))
+      if scalars:
+        log.scalars(current, scalars)
       if _crossed(done, current, t.image_every):
         summaries.write_images(model, strategy, iterator, current, chief)
       stop = bool(any_worker(preemption.requested))
@@ -70,7 +74,15 @@ def train(config, workdir, strategy):
       if stop:
         logging.warning('SIGTERM: stopped at step %d after saving a checkpoint', current)
         break
+    log.write_hparams(config, os.path.basename(os.path.abspath(workdir)))
   return model
+
+
+def _run_hooks(hooks, model, step):
+  scalars = {}
+  for hook in hooks:
+    scalars.update(hook(model, step))
+  return scalars
 
 
 def _with_num_examples(config, workdir):
@@ -161,9 +173,11 @@ def _start(config, workdir, strategy, chief):
   return model, step, iterator, saver
 
 
-def _loop_length(step, t):
-  """Steps to run next: steps_per_loop, cut to land on every log, image and checkpoint step."""
-  return min([t.steps_per_loop, t.steps - step]
+def _loop_length(step, t, hooks):
+  """Steps to run next: steps_per_loop, cut to land on every log, image, checkpoint and hook
+  step."""
+  stops = [s for s in (hook.next_step(step) for hook in hooks) if s is not None]
+  return min([t.steps_per_loop, t.steps - step] + [s - step for s in stops]
              + [every - step % every for every in (t.log_every, t.image_every, t.checkpoint_every)])
 
 

@@ -1,57 +1,80 @@
-"""What a run shows while it trains: TensorBoard scalars and images, the log line, a progress bar.
+"""What a run shows while it trains: TensorBoard, metrics.jsonl, the log line, a progress bar.
 
-TensorBoard events go to workdir/train/: every metric as a scalar, and pictures of the two views
-with their overlap outlined and of the K-means clusters of view 1's target map.
+workdir/train/ holds the TensorBoard events (tf.summary): every metric as a scalar; every
+train.image_every steps the two views with their overlap outlined, the K-means clusters of view
+1's target map and histograms of view 1's online projections; for the hparams dashboard the
+config's fields, with the metrics as columns (their last values: the final metrics).
+workdir/metrics.jsonl holds the same scalars for scripts, one JSON object per logged step:
+{"step": 100, "loss": 0.71, ...}.
 """
 
-import sys
-import time
+import json
+import os
 
 from absl import logging
 import tensorflow as tf
-from tensorflow.core.framework import summary_pb2
+from tensorboard.plugins.hparams import api as hp
 
 from multisiam_tf import palette
+from multisiam_tf import progress as progress_lib
 from multisiam_tf.data import augment
 from multisiam_tf.models import align
 
 EVENTS = 'train'
+METRICS = 'metrics.jsonl'
+PROFILE = 'profile'  # a profiler trace's folder in the workdir, which TensorBoard's Profile tab reads
 _IMAGES = 4  # examples drawn in each TensorBoard image summary
+_SHOWN = ('loss', 'images_per_sec')  # the progress bar's columns
 
 
-# tf.summary.scalar / image need the tensorboard package; core TF writes the same records with
-# the plugin metadata that TensorBoard's scalar and image dashboards read.
-def _metadata(plugin, data_class):
-  return summary_pb2.SummaryMetadata(
-      plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=plugin),
-      data_class=data_class)
+class RunLog:
+  """The chief's TensorBoard writer, metrics.jsonl and progress bar; on other workers the same
+  calls write nothing."""
+
+  def __init__(self, workdir, first_step, steps, chief):
+    self.chief, self._first_step = chief, first_step
+    self.writer = (tf.summary.create_file_writer(os.path.join(workdir, EVENTS)) if chief
+                   else tf.summary.create_noop_writer())
+    self._metrics_path = os.path.join(workdir, METRICS)
+    self._tags = {}  # every scalar written, in order: the hparams table's columns
+    # Counts this session's updates: its rate and remaining time stay right after a resume.
+    self._bar = progress_lib.bar(steps - first_step, stateful_metrics=_SHOWN) if chief else None
+
+  def progress(self, step, metrics):
+    if self._bar:
+      self._bar.update(step - self._first_step, [(k, metrics[k]) for k in _SHOWN])
+
+  def scalars(self, step, scalars):
+    """Every scalar to TensorBoard (the default writer) and metrics.jsonl, and one log line."""
+    for name, value in scalars.items():
+      tf.summary.scalar(name, value, step=step)
+      self._tags[name] = None
+    if self.chief:
+      with tf.io.gfile.GFile(self._metrics_path, 'a') as f:
+        f.write(json.dumps({'step': step, **scalars}) + '\n')
+    logging.info('step %d: %s', step, ', '.join(f'{k} {v:.4g}' for k, v in sorted(scalars.items())))
+
+  def write_hparams(self, config, trial):
+    """The hparams dashboard's row of this run: every config field, and the scalars written as
+    columns (their last values), so that the runs of an ablation compare in one table."""
+    fields = dict(_flat(config.to_dict()))
+    hp.hparams_config(hparams=[hp.HParam(name) for name in fields],
+                      metrics=[hp.Metric(tag) for tag in self._tags])
+    hp.hparams(fields, trial_id=trial)
 
 
-def write_scalar(name, value, step):
-  """tf.summary.scalar without the tensorboard package."""
-  return tf.summary.write(name, tf.cast(value, tf.float32), step=step,
-                          metadata=_metadata('scalars', summary_pb2.DATA_CLASS_SCALAR))
-
-
-def write_image(name, images, step):
-  """tf.summary.image of float [B, H, W, 3] in [0, 1] without the tensorboard package."""
-  pixels = tf.image.convert_image_dtype(images, tf.uint8, saturate=True)
-  height, width = pixels.shape[1:3]
-  encoded = tf.map_fn(tf.image.encode_png, pixels, fn_output_signature=tf.string)
-  tensor = tf.concat([tf.constant([str(width), str(height)]), encoded], axis=0)
-  return tf.summary.write(name, tensor, step=step,
-                          metadata=_metadata('images', summary_pb2.DATA_CLASS_BLOB_SEQUENCE))
-
-
-def write_scalars(step, metrics):
-  """Every metric as a TensorBoard scalar, and one log line."""
-  for name, value in metrics.items():
-    write_scalar(name, value, step)
-  logging.info('step %d: %s', step, ', '.join(f'{k} {v:.4g}' for k, v in sorted(metrics.items())))
+def _flat(tree, prefix=''):
+  """(dotted name, value) of a nested dict, values the plugin cannot hold (tuples, None) as text."""
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      yield from _flat(value, f'{prefix}{key}.')
+    else:
+      yield prefix + key, value if isinstance(value, (bool, int, float, str)) else str(value)
 
 
 def write_images(model, strategy, iterator, step, chief):
-  """The two views with their overlap drawn, and the K-means clusters of view 1's target map.
+  """The two views with their overlap drawn, the K-means clusters of view 1's target map, and
+  histograms of view 1's online projections.
 
   Every worker takes the batch (a distributed iterator may synchronise workers); the chief writes.
   """
@@ -60,12 +83,15 @@ def write_images(model, strategy, iterator, step, chief):
     return
   batch = {k: v[:_IMAGES] for k, v in batch.items()}
   for i, j in ((1, 2), (2, 1)):
-    write_image(f'view{i}', overlap_boxes_drawn(
-        batch[f'view{i}'], batch[f'box{i}'], batch[f'box{j}'], batch[f'flip{i}']), step)
+    tf.summary.image(f'view{i}', overlap_boxes_drawn(
+        batch[f'view{i}'], batch[f'box{i}'], batch[f'box{j}'], batch[f'flip{i}']), step=step,
+                     max_outputs=_IMAGES)
   assignment = model.cluster_maps(batch)
   if assignment is not None:  # byol has no 2D branch
-    write_image('clusters_view1', cluster_colours(
-        assignment, batch['flip1'], batch['view1'].shape[1:3]), step)
+    tf.summary.image('clusters_view1', cluster_colours(
+        assignment, batch['flip1'], batch['view1'].shape[1:3]), step=step, max_outputs=_IMAGES)
+  for name, projection in model.projections(batch['view1'], batch['flip1']).items():
+    tf.summary.histogram(f'projection_{name}', tf.cast(projection, tf.float32), step=step)
 
 
 def overlap_boxes_drawn(views, box, other_box, flip):
@@ -86,28 +112,30 @@ def cluster_colours(assignment, flip, size):
   return tf.image.resize(colours, size, method='nearest')
 
 
-class Progress:
-  """A one-line progress bar with ETA on stdout, rewritten in place on a terminal."""
+class Profiler:
+  """A hook of `loop.train`: given steps (START, END), a profiler trace of the updates after
+  step START up to END, into workdir/profile/, which TensorBoard shows with the `profile` extra
+  installed; given no steps, nothing."""
 
-  def __init__(self, total, width=30):
-    self.total, self.width = total, width
-    self.start_step, self.start_time = None, None
+  def __init__(self, steps, workdir):
+    self._steps, self._logdir = tuple(steps), os.path.join(workdir, PROFILE)
+    self._running = False
 
-  def update(self, step, metrics):
-    now = time.time()
-    if self.start_time is None:  # the first loop includes tracing: time from its end
-      self.start_step, self.start_time = step, now
-    rate = (step - self.start_step) / max(now - self.start_time, 1e-9)
-    eta = _duration((self.total - step) / rate) if rate > 0 else '?'
-    filled = self.width * step // self.total
-    line = (f'{step}/{self.total} [{"=" * filled}{"." * (self.width - filled)}] '
-            f'loss {metrics["loss"]:.4f} {metrics["images_per_sec"]:.1f} img/s ETA {eta}')
-    end = '\r' if sys.stdout.isatty() and step < self.total else '\n'
-    sys.stdout.write(line + end)
-    sys.stdout.flush()
+  def next_step(self, step):
+    """The next step at which the loop must hand over: the trace's start or end."""
+    return next((s for s in self._steps if s > step), None)
 
+  def __call__(self, model, step):
+    del model
+    if self._steps and not self._running and self._steps[0] <= step < self._steps[1]:
+      tf.profiler.experimental.start(self._logdir)
+      self._running = True
+    elif self._steps and step >= self._steps[1]:
+      self.stop()
+    return {}
 
-def _duration(seconds):
-  minutes, seconds = divmod(int(seconds), 60)
-  hours, minutes = divmod(minutes, 60)
-  return f'{hours}:{minutes:02d}:{seconds:02d}'
+  def stop(self):
+    """Ends the trace if one runs (a run may end before END)."""
+    if self._running:
+      tf.profiler.experimental.stop()
+      self._running = False

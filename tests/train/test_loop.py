@@ -10,6 +10,8 @@ import numpy as np
 import PIL.Image
 import pytest
 import tensorflow as tf
+from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 from multisiam_tf.train import checkpoints
 from multisiam_tf.train import distribute
@@ -112,3 +114,43 @@ def test_epochs_without_num_examples_count_the_source_once(image_folder, tiny_co
   assert written['train']['steps'] == 8 // 2  # 8 images, batch 2, one epoch
   with open(os.path.join(workdir, 'num_examples.json')) as f:
     assert json.load(f)['num_examples'] == 8
+
+
+def _tensorboard_events(workdir):
+  """TensorBoard's own reader on the run's events, every record kept."""
+  accumulator = event_accumulator.EventAccumulator(
+      os.path.join(workdir, summaries.EVENTS), size_guidance={event_accumulator.TENSORS: 0})
+  accumulator.Reload()
+  return accumulator
+
+
+def test_tensorboard_reads_scalars_images_histograms_and_hparams(reference_run):
+  accumulator = _tensorboard_events(reference_run[0])
+  by_plugin = {plugin: set(accumulator.PluginTagToContent(plugin))
+               for plugin in ('scalars', 'images', 'histograms', 'hparams')}
+  assert set(METRICS) <= by_plugin['scalars']
+  assert by_plugin['images'] == {'view1', 'view2', 'clusters_view1'}
+  assert by_plugin['histograms'] == {'projection_z', 'projection_g'}
+  assert [e.step for e in accumulator.Tensors('loss')] == [1, 2, 3, 4, 5, 6]
+  (z,) = accumulator.Tensors('projection_z')
+  buckets = tf.make_ndarray(z.tensor_proto)  # [k, 3]: left edge, right edge, count
+  assert z.step == 4 and buckets[:, 2].sum() == 2 * 32  # 2 views' projections of 32 dims
+  content = accumulator.PluginTagToContent('hparams')
+  session = hparams_metadata.parse_session_start_info_plugin_data(
+      content[hparams_metadata.SESSION_START_INFO_TAG])
+  assert session.hparams['train.steps'].number_value == 6
+  assert session.hparams['model.alignment'].string_value == 'offset'
+  experiment = hparams_metadata.parse_experiment_plugin_data(
+      content[hparams_metadata.EXPERIMENT_TAG])
+  assert set(METRICS) <= {m.name.tag for m in experiment.metric_infos}
+
+
+def test_metrics_jsonl_holds_the_logged_scalars(reference_run):
+  workdir, _ = reference_run
+  with open(os.path.join(workdir, summaries.METRICS)) as f:
+    lines = [json.loads(line) for line in f]
+  assert [line['step'] for line in lines] == [1, 2, 3, 4, 5, 6]
+  losses = {e.step: float(tf.make_ndarray(e.tensor_proto))
+            for e in _tensorboard_events(workdir).Tensors('loss')}
+  assert all(set(METRICS) <= set(line) for line in lines)
+  assert {line['step']: line['loss'] for line in lines} == pytest.approx(losses, rel=1e-6)

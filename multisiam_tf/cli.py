@@ -1,0 +1,18 @@
+"""What the absl scripts in scripts/ share: app.run whose --help is a success."""
+
+import sys
+
+from absl import app
+
+_HELP_FLAGS = ('-?', '-h', '-help', '--help', '--helpshort', '--helpfull', '--helpxml')
+
+
+def run(main, **kwargs):
+  """absl.app.run(main, **kwargs), except that asking for help exits 0: absl exits 1 after
+  printing it, which shells and CI read as a failure."""
+  try:
+    app.run(main, **kwargs)
+  except SystemExit as e:
+    if e.code == 1 and any(arg in _HELP_FLAGS for arg in sys.argv[1:]):
+      raise SystemExit(0) from None
+    raise
