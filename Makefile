@@ -36,20 +36,20 @@ test: $(INSTALLED)
 	$(PY) -m pytest -n 2 --dist loadfile tests
 	MULTISIAM_TEST_PRECISION=mixed_bfloat16 $(PY) -m pytest -n 2 --dist loadfile tests/models tests/train
 
-# Synthetic scenes -> pretraining -> SavedModel -> dense probe (pretrained vs random init) -> clusters.
+# Synthetic scenes -> BYOL and MultiSiam pretraining -> fine-tuning and dense probe of both and of
+# a random init (scripts/study.py) -> SavedModel -> clusters.
+DEMO_RUN := $(DEMO)/table1/multisiam/seed0
 demo: $(INSTALLED)
 	$(PY) scripts/make_demo_data.py --out $(DEMO)/data --num 256 --size 160 240
 	$(PY) scripts/make_demo_data.py --out $(DEMO)/heldout --num 48 --size 160 240 --seed 1000
-	$(PY) scripts/inspect_views.py --config configs/demo.py --config.data.path=$(DEMO)/data/images \
-	    --out $(DEMO)/views.png --num 4
-	$(PY) scripts/pretrain.py --config configs/demo.py --workdir $(DEMO) \
-	    --config.data.path=$(DEMO)/data/images
-	$(PY) scripts/export.py --workdir $(DEMO) --format saved_model
-	$(PY) scripts/probe.py --workdir $(DEMO) --baseline --data $(DEMO)/heldout \
-	    --num_classes 9 --size 96 144 --out $(DEMO)/probe.json
-	$(PY) scripts/visualize.py --workdir $(DEMO) --images $(DEMO)/heldout/images --num 6 \
+	$(PY) scripts/inspect_views.py --config configs/demo.py --out $(DEMO)/views.png --num 4
+	$(PY) scripts/study.py --rows table1/byol,table1/multisiam --scale demo --seeds 0 --out $(DEMO) \
+	    --eval_train $(DEMO)/data --eval_val $(DEMO)/heldout --num_classes 9 --eval_size 96 144 \
+	    --finetune_steps 300
+	$(PY) scripts/export.py --workdir $(DEMO_RUN) --format saved_model --out saved_models/demo
+	$(PY) scripts/visualize.py --workdir $(DEMO_RUN) --images $(DEMO)/heldout/images --num 6 \
 	    --size 160 240 --out $(DEMO)/clusters.png
-	@echo "demo outputs: $(DEMO)/views.png $(DEMO)/probe.json $(DEMO)/clusters.png saved_models/demo/"
+	@echo "demo outputs: $(DEMO)/views.png $(DEMO)/study.md $(DEMO)/study.png $(DEMO)/clusters.png saved_models/demo/"
 
 # Optional extra: TF Model Garden (Keras 2, pins TF 2.20) beside TF 2.21, for its exporter tests.
 # --no-deps: tf-models-official pins tensorflow~=2.20 and tf-keras pulls `tensorflow`.

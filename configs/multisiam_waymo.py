@@ -6,7 +6,8 @@ r"""MultiSiam on Waymo Open, as the paper trains it (§4.1, Table 1).
 Arguments after a colon, comma-separated:
   ablation  the ablation schedule (§4.3, App. D): 150 epochs, base lr 0.3, 4 accumulated steps
             of 1024 (an update sees 4096 images), tau_base 0.99, minimum crop scale 0.08.
-  small     a ResNet-18 at 112 px, batch 32, 300 steps: checks a set-up end to end in minutes.
+  small     a ResNet-18 at 112 px, batch 32, 300 steps, with the small-scale recipe (SMALL_RECIPE):
+            checks a set-up end to end in minutes.
 
 Scaling rules, applied at run time to the final config, so that overrides keep them:
   images per update = batch_size * accumulate_steps              1024 * 1 = 1024
@@ -20,17 +21,24 @@ from multisiam_tf import config as config_lib
 
 WAYMO_TRAIN_IMAGES = 790_000  # §4.1: "around 790 thousand training images"
 
+# What it takes to learn at small scale (METHOD.md section 10): the optimiser and augmentation.
+SMALL_RECIPE = {
+    'optim.base_lr': 1.0, 'optim.tau_base': 0.99,
+    'data.color_strength': 0.5,  # half BYOL's colour jitter: colour is a cue of street classes
+}
+SMALL_SIZE = {
+    'model.backbone.depth': 18,
+    'model.backbone.output_stride': 16,  # keeps a 7x7 map at 112 px
+    'data.image_size': 112, 'train.batch_size': 32, 'train.accumulate_steps': 1,
+    'train.steps': 300, 'optim.warmup_steps': 30, 'train.checkpoint_every': 100,
+}
+
 VARIANTS = {
     'ablation': {
         'train.epochs': 150, 'optim.base_lr': 0.3, 'train.accumulate_steps': 4,
         'optim.tau_base': 0.99, 'data.area_range': (0.08, 1.0),
     },
-    'small': {
-        'model.backbone.depth': 18,
-        'model.backbone.output_stride': 16,  # keeps a 7x7 map at 112 px
-        'data.image_size': 112, 'train.batch_size': 32, 'train.accumulate_steps': 1,
-        'train.steps': 300, 'optim.warmup_steps': 30, 'train.checkpoint_every': 100,
-    },
+    'small': {**SMALL_RECIPE, **SMALL_SIZE},
 }
 
 

@@ -9,15 +9,18 @@ The argument is TABLE/ROW[,SCALE]. A table alone is no config (it is several run
 lists its rows, and scripts/study.py runs them all. SCALE sets the size of a run (SCALES):
   paper   the paper's: ResNet-50, 224 px, batch 1024, Waymo (the default)
   small   configs/multisiam_waymo.py:small, a ResNet-18 check run of 300 steps on Waymo
-  camvid  a ResNet-18 at half width on the 367 CamVid training frames, 1000 steps
+  camvid  a ResNet-18 at half width on the 367 CamVid training frames, 600 steps
+  demo    the same network on make demo's 256 synthetic scenes, 160 steps
 
 Bases (METHOD.md section 6). Tables 2-4, 8, 9 run on the ablation schedule (§4.3, App. D,
 configs/multisiam_waymo.py:ablation): 150 epochs, base lr 0.3, 4 accumulated steps of 1024,
 tau_base 0.99, minimum crop scale 0.08. Tables 2a, 2b, 3 start from RoI alignment with the
 K-means target and no self-attention (70.0); Tables 4, 8, 9 from the full model (offset
 alignment with attention, 71.9). Table 1 runs the paper's schedule: 325 epochs, base lr 1.0,
-tau_base 0.996, no accumulation. Each row changes its base by the overrides written beside it,
-then the scale's fields replace the row's where both set one. PAPER_MIOU: Cityscapes val mIoU.
+tau_base 0.996, no accumulation. A scale below the paper's first puts its recipe (optimiser,
+augmentation) over the base; each row then changes it by the overrides written beside it, and
+the scale's size (data, network, batch, duration) replaces the row's fields where both set one.
+PAPER_MIOU: Cityscapes val mIoU.
 The same score in two tables is the same run (e.g. table2a/iou_0.5 = table2b/roi = table3/k3 =
 table4/cluster): the rows build equal configs, and the study runner trains them once.
 """
@@ -98,20 +101,35 @@ PAPER_MIOU = {f'{table}/{row}': miou for table, t in TABLES.items()
               for row, (_, miou) in t.rows.items()}
 RANDOM_INIT_MIOU = 65.3  # Table 1, Random Init
 
-# What a scale sets: the data, the backbone and views, the batch and the duration.
+class Scale(NamedTuple):
+  recipe: dict  # optimiser and augmentation: beneath the row's overrides (Table 8 varies them)
+  size: dict  # data, backbone, views, batch and duration: over the row's
+
+
 SCALES = {
-    'paper': {},
-    'small': waymo.VARIANTS['small'],
-    'camvid': {
+    'paper': Scale({}, {}),
+    'small': Scale(waymo.SMALL_RECIPE, waymo.SMALL_SIZE),
+    'camvid': Scale(waymo.SMALL_RECIPE, {
         'data.path': '../shared/data/camvid_train/images', 'data.format': 'folder',
         'data.num_examples': 367, 'data.shuffle_buffer': 367, 'data.image_size': 96,
         'model.backbone.depth': 18, 'model.backbone.width': 0.5,
         'model.backbone.output_stride': 16,  # a 6x6 map at 96 px
         'model.head.hidden_dim': 512, 'model.head.output_dim': 128,
-        # 1000 steps of 32 = 87 epochs of the 367 frames
-        'train.batch_size': 32, 'train.accumulate_steps': 1, 'train.steps': 1000,
-        'optim.warmup_steps': 100, 'train.checkpoint_every': 250,
-    },
+        # 600 steps of 32 = 52 epochs of the 367 frames
+        'train.batch_size': 32, 'train.accumulate_steps': 1, 'train.steps': 600,
+        'optim.warmup_steps': 60, 'train.checkpoint_every': 300,
+    }),
+    'demo': Scale(waymo.SMALL_RECIPE, {  # the synthetic scenes of scripts/make_demo_data.py
+        'data.path': 'runs/demo/data/images', 'data.format': 'folder',
+        'data.num_examples': 256, 'data.shuffle_buffer': 256, 'data.image_size': 96,
+        'model.backbone.depth': 18, 'model.backbone.width': 0.5,
+        'model.backbone.output_stride': 16,
+        'model.head.hidden_dim': 512, 'model.head.output_dim': 128,
+        # 10 epochs of the 256 scenes: 160 steps of 16, the first epoch warmup
+        'train.batch_size': 16, 'train.accumulate_steps': 1, 'train.epochs': 10,
+        'optim.warmup_epochs': 1, 'train.steps_per_loop': 10, 'train.checkpoint_every': 100,
+        'train.log_every': 10, 'train.image_every': 100,
+    }),
 }
 
 
@@ -134,7 +152,8 @@ def base_config(table, scale='paper'):
   the scale's."""
   rows(table)  # names the table if it is unknown
   _check_scale(scale)
-  return config_lib.override(_table_base(table), SCALES[scale])
+  recipe, size = SCALES[scale]
+  return config_lib.override(config_lib.override(_table_base(table), recipe), size)
 
 
 def rows(selection):
@@ -166,5 +185,6 @@ def get_config(arg='table4/offset'):
   if not row:
     raise config_lib.ConfigError(f'{table!r} is a table: name one of its rows, '
                                  f'{", ".join(selected)}')
-  c = config_lib.override(_table_base(table), TABLES[table].rows[row][0])
-  return config_lib.override(c, SCALES[scale])
+  recipe, size = SCALES[scale]
+  c = config_lib.override(_table_base(table), recipe)
+  return config_lib.override(config_lib.override(c, TABLES[table].rows[row][0]), size)

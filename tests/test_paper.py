@@ -115,7 +115,14 @@ def test_ablation_schedule_is_the_papers():
   assert full.train.accumulate_steps == 1
 
 
-@pytest.mark.parametrize('scale', ['paper', 'small', 'camvid'])
+# Below the paper's scale, the recipe (base_lr 1.0, tau_base 0.99) and the size (steps, no
+# accumulation) replace all that Table 1's schedule and the ablation schedule differ in, and
+# Table 8's lr row is its base.
+SMALL_SAME_RUN = SAME_RUN[:2] + [SAME_RUN[2] | {'table8/lr_1.0', 'table1/multisiam'},
+                                 {'table1/byol', 'table4/byol'}]
+
+
+@pytest.mark.parametrize('scale', ['paper', 'small', 'camvid', 'demo'])
 def test_every_row_validates_and_only_the_listed_rows_share_a_run(scale):
   configs = {name: config_lib.validate(paper.get_config(f'{name},{scale}')) for name in ROWS}
   groups = {}
@@ -125,16 +132,21 @@ def test_every_row_validates_and_only_the_listed_rows_share_a_run(scale):
   if scale == 'paper':
     assert sorted(map(sorted, shared)) == sorted(map(sorted, SAME_RUN))
   else:  # the scale sets the duration and the data: SODA5M's 55 epochs go with them
-    assert all(g in SAME_RUN or 'table1/soda5m' in g for g in shared)
+    assert all(g in SMALL_SAME_RUN or 'table1/soda5m' in g for g in shared)
+  recipe, size = paper.SCALES[scale]
   for name, c in configs.items():
-    for field, value in paper.SCALES[scale].items():
+    for field, value in size.items():
       assert flat(c)[field] == value, (name, field)
+    for field, value in recipe.items():  # the row's own value where it sets one
+      assert flat(c)[field] == ROWS[name][0].get(field, value), (name, field)
 
 
-def test_row_changes_survive_a_scale():
+def test_row_changes_survive_a_scale_and_its_recipe():
   c = paper.get_config('table8/tau_0.996,camvid')
   assert (c.optim.base_lr, c.optim.tau_base, tuple(c.data.area_range)) == (0.1, 0.996, (0.2, 1.0))
-  assert (c.model.backbone.depth, c.train.steps, c.data.format) == (18, 1000, 'folder')
+  assert (c.model.backbone.depth, c.train.steps, c.data.format) == (18, 600, 'folder')
+  assert c.data.color_strength == waymo.SMALL_RECIPE['data.color_strength'] == 0.5
+  assert paper.get_config('table8/scale_0.08,camvid').optim.tau_base == 0.99
 
 
 def test_rows_selects_tables_and_rows_in_the_papers_order():

@@ -26,11 +26,12 @@ def test_rows_of_one_config_share_a_run_named_after_the_papers_first_row(tmp_pat
   selected = ['table4/byol', 'table4/cluster', 'table4/attention', 'table9/roi',
               'table2a/iou_0.5']
   plan = make_plan(str(tmp_path), selected)
-  assert plan.run_of == {'table4/byol': 'table4/byol', 'table4/cluster': 'table2a/iou_0.5',
+  # At the small scale Table 1's schedule is the ablation's: table4/byol is table1/byol's run.
+  assert plan.run_of == {'table4/byol': 'table1/byol', 'table4/cluster': 'table2a/iou_0.5',
                          'table4/attention': 'table4/attention',
                          'table9/roi': 'table4/attention', 'table2a/iou_0.5': 'table2a/iou_0.5'}
   assert [(r.name, r.seed) for r in plan.runs] == [
-      (n, s) for s in (0, 1) for n in ('table4/byol', 'table2a/iou_0.5', 'table4/attention')]
+      (n, s) for s in (0, 1) for n in ('table1/byol', 'table2a/iou_0.5', 'table4/attention')]
   assert plan.runs[1].workdir == os.path.join(str(tmp_path), 'table2a', 'iou_0.5', 'seed0')
   assert [(b.name, b.seed, b.workdir, b.eval_steps, b.command) for b in plan.baselines] == [
       ('random_init', s, os.path.join(str(tmp_path), 'random_init', f'seed{s}'), (0,), ())
@@ -38,18 +39,19 @@ def test_rows_of_one_config_share_a_run_named_after_the_papers_first_row(tmp_pat
 
 
 def test_run_command_config_and_evaluation_steps(tmp_path):
-  plan = make_plan(str(tmp_path), ['table8/lr_1.0'], seeds=(3,), eval_every=120)
+  plan = make_plan(str(tmp_path), ['table8/scale_0.2'], seeds=(3,), eval_every=120)
   (run,) = plan.runs
-  workdir = os.path.join(str(tmp_path), 'table8', 'lr_1.0', 'seed3')
+  workdir = os.path.join(str(tmp_path), 'table8', 'scale_0.2', 'seed3')
   assert run.command == (
-      *PRETRAIN, '--config=configs/paper.py:table8/lr_1.0,small', f'--workdir={workdir}',
+      *PRETRAIN, '--config=configs/paper.py:table8/scale_0.2,small', f'--workdir={workdir}',
       '--config.data.path=/data/x', '--config.seed=3', '--config.train.checkpoint_every=120',
       '--config.train.keep_checkpoints=3')
   assert run.eval_steps == (120, 240, 300)  # and the last step, 300 in the small scale
   c = run.config
-  assert (c.seed, c.train.steps, c.optim.base_lr, c.data.path) == (3, 300, 1.0, '/data/x')
+  assert (c.seed, c.train.steps, tuple(c.data.area_range), c.data.path) == (3, 300, (0.2, 1.0),
+                                                                    '/data/x')
   assert (c.train.checkpoint_every, c.train.keep_checkpoints) == (120, 3)
-  (default,) = make_plan(str(tmp_path), ['table8/lr_1.0'], seeds=(3,)).runs
+  (default,) = make_plan(str(tmp_path), ['table8/scale_0.2'], seeds=(3,)).runs
   assert default.eval_steps == (300,)
   assert default.command[-1] == '--config.seed=3'
 
@@ -114,7 +116,7 @@ def test_pending_skips_finished_runs_and_refuses_a_workdir_of_another_config(tmp
   assert runs.finished(byol) and runs.pending(plan.runs) == [offset]
   write_config(offset, **{'optim.base_lr': 0.5})
   with pytest.raises(ValueError, match=r'holds a run of another config \(optim.base_lr: 0.5 '
-                                       r'there, 0.3 here\)'):
+                                       r'there, 1.0 here\)'):
     runs.pending(plan.runs)
 
 
