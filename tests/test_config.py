@@ -20,6 +20,9 @@ def load(path, arg=''):
 
 @pytest.mark.parametrize('path,arg', [
     ('configs/demo.py', ''),
+    ('configs/camvid.py', ''),
+    ('configs/camvid.py', 'byol'),
+    ('configs/camvid.py', 'byol_iou'),
     ('configs/multisiam_waymo.py', ''),
     ('configs/multisiam_waymo.py', 'ablation'),
     ('configs/multisiam_waymo.py', 'small'),
