@@ -124,7 +124,8 @@ def test_kill_9_at_random_moments_then_restarts_reach_the_same_weights(
                                stdout=log, stderr=subprocess.STDOUT, text=True)
     if i == 0:  # a second run while this one trains
       _wait_for(lambda: os.path.exists(os.path.join(workdir, checkpoints.LOCK)), process, 'lock')
-      with pytest.raises(checkpoints.WorkdirLocked, match=f'in use by the run of pid {process.pid}'):
+      locked = f'in use by the run of pid {process.pid}'
+      with pytest.raises(checkpoints.WorkdirLocked, match=locked):
         loop.train(tiny(image_folder, steps=steps), workdir, distribute.make_strategy('default'))
     sent, in_save = _interrupt(process, saved, moment, rng)
     hits.append(in_save)
