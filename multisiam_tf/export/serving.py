@@ -97,8 +97,7 @@ class FeatureExtractor(tf.train.Checkpoint):
       known = tf.reduce_any([tf.equal(tf.strings.substr(encoded, 0, len(magic)), magic)
                              for magic in _IMAGE_MAGIC])
       check = tf.debugging.Assert(known, ['image_bytes element', index, 'is no JPEG, PNG, GIF '
-                                          'or BMP image; its first bytes:',
-                                          tf.strings.substr(encoded, 0, 8)])
+                                          'or BMP image', tf.strings.length(encoded), 'bytes'])
       with tf.control_dependencies([check]):
         pixels = tf.cast(views.decode_rgb(encoded), tf.float32)
       return tf.image.resize(pixels, [size, size], 'bilinear', antialias=True)
