@@ -12,6 +12,7 @@ keeps the epochs and `--config.train.steps=4` shortens any recipe (`override`).
 
 import copy
 import importlib.util
+import json
 import math
 import os
 
@@ -20,6 +21,7 @@ from absl import logging
 import ml_collections
 from ml_collections import config_dict
 from ml_collections import config_flags
+from ml_collections.config_flags import config_flags as config_file_flags  # its file parser
 
 
 class ConfigError(ValueError):
@@ -191,7 +193,8 @@ def fields_help(prefix=''):
 
 def config_flag_help():
   """The help of a script's --config flag: the file, then every field an override may set."""
-  return ('Experiment config file[:arg], e.g. configs/demo.py; set its fields with '
+  return ('Experiment config file[:arg] (e.g. configs/demo.py), or a run\'s config.json to run '
+          'it again; set its fields with '
           '--config.FIELD=VALUE, of (default: rule):\n' + fields_help())
 
 
@@ -224,6 +227,39 @@ def override(config, overrides):
   return config
 
 
+RUN_RECORD = 'run'  # a run's config.json: what the run resolved, beside the config's fields
+
+
+def from_json(path):
+  """The config of a run's config.json, to run it again as it ran: its saved fields, with the
+  precision `auto` chose in place of `auto`."""
+  with open(path) as f:
+    fields = json.load(f)
+  run = fields.pop(RUN_RECORD, {})
+  flat = {k: tuple(v) if isinstance(v, list) else v for k, v in flatten(fields).items()}
+  if flat.get('train.precision') == 'auto' and run.get('precision'):
+    flat['train.precision'] = run['precision']
+  return override(defaults(), flat)
+
+
+class _FileParser(config_file_flags.ConfigFileFlagParser):
+  """--config: a config file (`configs/x.py[:arg]`) or a run's config.json (from_json)."""
+
+  def parse(self, path):
+    if not path.endswith('.json'):
+      return super().parse(path)
+    config = from_json(path)
+    config.lock()
+    return config
+
+
+def define_config_flag(name='config'):
+  """The --config flag: a config file[:arg] or a run's config.json, with --config.a.b=value."""
+  holder = config_flags.DEFINE_config_file(name, None, config_flag_help())
+  flags.FLAGS[name].parser = _FileParser(name)
+  return holder
+
+
 def from_flag(holder):
   """The validated config of a `config_flags.DEFINE_config_file` flag: its file's config with
   the command line's `--config.a.b=value` applied through `override`."""
@@ -241,18 +277,20 @@ def load(path):
   return module
 
 
-def _leaves(config, prefix=''):
+def flatten(config):
+  """{'a.b': value} of a ConfigDict or of its JSON form."""
+  out = {}
   for key, value in config.items():
-    name = prefix + key
-    if isinstance(value, ml_collections.ConfigDict):
-      yield from _leaves(value, name + '.')
+    if isinstance(value, (dict, ml_collections.ConfigDict)):
+      out.update({f'{key}.{k}': v for k, v in flatten(value).items()})
     else:
-      yield name, value
+      out[key] = value
+  return out
 
 
 def validate(config):
   """Raises ConfigError naming the first unknown or out-of-range field; returns the config."""
-  leaves = dict(_leaves(config))
+  leaves = flatten(config)
   for name in leaves:
     if name not in FIELDS:
       raise ConfigError(f'unknown config field {name!r}; known fields: {", ".join(sorted(FIELDS))}')
@@ -267,7 +305,40 @@ def validate(config):
   if config.data.num_examples or (config.train.epochs is None
                                   and config.optim.warmup_epochs is None):
     _schedule(config)  # else epochs wait for the driver to count the source (loop.train)
+  _check_map_size(config)
   return config
+
+
+def map_side(config):
+  """Side of the backbone's C5 map (and of the 2D branch's maps): each stride-2 layer halves the
+  view, rounding up (torchvision's padding k // 2)."""
+  side = config.data.image_size
+  for _ in range(int(math.log2(config.model.backbone.output_stride))):
+    side = (side + 1) // 2
+  return side
+
+
+def _check_map_size(config):
+  """A 1x1 map leaves the 2D branch one pixel; K-means needs at least K pixels."""
+  side, m = map_side(config), config.model
+  size = (f'data.image_size {config.data.image_size} at model.backbone.output_stride '
+          f'{m.backbone.output_stride} gives a {side}x{side} map')
+  if side < 2 and m.method != 'byol':
+    raise ConfigError(f'config fields \'data.image_size\' and \'model.backbone.output_stride\': '
+                      f'{size}; the dense branch needs at least 2x2')
+  if m.kmeans.enabled and m.method != 'byol' and m.kmeans.k > side * side:
+    raise ConfigError(f'config field \'model.kmeans.k\' is {m.kmeans.k}, more clusters than '
+                      f'the {side * side} map pixels ({size})')
+
+
+def check_replica_batch(config, replicas):
+  """Raises ConfigError unless every replica gets a batch of at least 2: the 1D branch's batch
+  norm over one image normalises the projection to 0."""
+  if config.train.batch_size < 2 * replicas:
+    raise ConfigError(
+        f'config field \'train.batch_size\' is {config.train.batch_size}: '
+        f'{config.train.batch_size / replicas:g} image(s) per replica over {replicas} '
+        f'replica(s); it must be at least {2 * replicas} (2 per replica)')
 
 
 def _in_steps(config, steps_field, epochs_field):

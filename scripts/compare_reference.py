@@ -34,7 +34,7 @@ from multisiam_tf.export import keras_weights
 from multisiam_tf.models import resnet
 from multisiam_tf.reference import torch_byol
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, config_lib.config_flag_help())
+_CONFIG = config_lib.define_config_flag('config')
 _OUT = flags.DEFINE_string('out', None, 'Folder for peer.pt, keras/ and compare.json.')
 _PEER_CHECKPOINT = flags.DEFINE_string('peer_checkpoint', None, 'A peer.pt to score instead '
                                        'of pretraining one.')

@@ -27,7 +27,7 @@ from multisiam_tf.data import pipeline
 from multisiam_tf.data import sources
 from multisiam_tf.data import views
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, config_lib.config_flag_help())
+_CONFIG = config_lib.define_config_flag('config')
 _OUT = flags.DEFINE_string('out', 'views.png', 'PNG file to write.')
 _NUM = flags.DEFINE_integer('num', 8, 'Number of images (rows).', lower_bound=1)
 

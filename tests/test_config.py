@@ -198,3 +198,24 @@ def test_command_line_durations(flags, printed):
       capture_output=True, text=True, timeout=120)
   assert result.returncode == 0, result.stderr[-2000:]
   assert printed in result.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize('overrides, message', [
+    ({'data.image_size': 32, 'model.backbone.output_stride': 32},
+     r"'data.image_size' and 'model.backbone.output_stride': .* gives a 1x1 map"),
+    ({'data.image_size': 32, 'model.backbone.output_stride': 16, 'model.kmeans.k': 5},
+     r"'model.kmeans.k' is 5, more clusters than the 4 map pixels .* a 2x2 map"),
+])
+def test_maps_too_small_for_the_dense_branch_are_rejected(overrides, message):
+  with pytest.raises(config_lib.ConfigError, match=message):
+    config_lib.validate(config_lib.override(config_lib.defaults(), {'train.steps': 1,
+                                                                    **overrides}))
+
+
+def test_per_replica_batch_below_2_is_rejected_naming_the_replicas():
+  config = config_lib.validate(config_lib.override(config_lib.defaults(), {
+      'train.steps': 1, 'train.batch_size': 4}))
+  config_lib.check_replica_batch(config, 2)
+  with pytest.raises(config_lib.ConfigError, match=r"'train.batch_size' is 4: 1 image\(s\) per "
+                                                   r'replica over 4 replica\(s\).* at least 8'):
+    config_lib.check_replica_batch(config, 4)

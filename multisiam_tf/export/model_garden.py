@@ -40,8 +40,12 @@ _BLOCK_PARTS = {'_conv1': 'conv1', '_norm1': 'bn1', '_conv2': 'conv2', '_norm2':
 
 def build_model_garden_resnet(depth, width=1.0):
   """Model Garden's ResNet with our BatchNorm epsilon; variables created, values random."""
-  import tf_keras  # pylint: disable=g-import-not-at-top
-  from official.vision.modeling import backbones  # pylint: disable=g-import-not-at-top
+  try:
+    import tf_keras  # pylint: disable=g-import-not-at-top
+    from official.vision.modeling import backbones  # pylint: disable=g-import-not-at-top
+  except ModuleNotFoundError as e:
+    raise ModuleNotFoundError(f'the model_garden export needs TF Model Garden, an optional extra: '
+                              f'run `make model-garden` ({e})') from e
   return backbones.ResNet(
       model_id=depth, depth_multiplier=width, norm_epsilon=resnet.BN_EPSILON,
       input_specs=tf_keras.layers.InputSpec(shape=[None, None, None, 3]))

@@ -8,8 +8,9 @@ and `assets.extra/tf_serving_warmup_requests`. Signatures, both with normalisati
   features(images: float32 [batch, H, W, 3])     RGB in 0-255, any H, W, no resize
 
 each returning float32 `c2`..`c5` (ResNet stages at strides 4..32) and `pooled` (the global
-average of c5, [batch, C]). Bad input (bytes that are no image, a wrong rank or channel count)
-fails with InvalidArgumentError. TF Serving's REST `{"instances": [{"b64": "..."}]}` feeds
+average of c5, [batch, C]). Bad input fails with InvalidArgumentError saying what is wrong: bytes
+that are no image (naming the element), a wrong rank or channel count, an empty batch, an image
+of 0 pixels, NaN or Inf values. TF Serving's REST `{"instances": [{"b64": "..."}]}` feeds
 `serving_default`.
 
 The same object implements TF Hub's Reusable SavedModel interface for `hub.KerasLayer(path,
@@ -36,6 +37,24 @@ WARMUP_FILE = os.path.join('assets.extra', 'tf_serving_warmup_requests')
 
 _IMAGES = tf.TensorSpec([None, None, None, 3], tf.float32, name='images')
 _IMAGE_BYTES = tf.TensorSpec([None], tf.string, name='image_bytes')
+
+
+_IMAGE_MAGIC = (b'\xff\xd8\xff', b'\x89PNG', b'GIF8', b'BM')  # what decode_rgb reads starts so
+
+
+def _checked(images):
+  """`images`, or InvalidArgument for an empty batch, an image of no pixels, NaN or Inf: the
+  stem's max-pool would drop NaNs and an empty batch fail deep inside the network."""
+  shape = tf.shape(images)
+  checks = [
+      tf.debugging.Assert(shape[0] > 0, ['the batch is empty: images of shape', shape]),
+      tf.debugging.Assert(tf.reduce_all(shape[1:3] > 0),
+                          ['images of size (height, width)', shape[1:3], 'have no pixels']),
+      tf.debugging.Assert(tf.reduce_all(tf.math.is_finite(images)),
+                          ['images hold NaN or Inf values']),
+  ]
+  with tf.control_dependencies(checks):
+    return tf.identity(images)
 
 
 class FeatureExtractor(tf.train.Checkpoint):
@@ -65,7 +84,7 @@ class FeatureExtractor(tf.train.Checkpoint):
   @tf.function(input_signature=[_IMAGES])
   def features(self, images):
     # Static shapes are folded away at trace time; EnsureShape checks the fed tensor.
-    images = tf.ensure_shape(images, _IMAGES.shape)
+    images = _checked(tf.ensure_shape(images, _IMAGES.shape))
     return self._features(images / 255.0, training=False)
 
   @tf.function(input_signature=[_IMAGE_BYTES])
@@ -73,13 +92,20 @@ class FeatureExtractor(tf.train.Checkpoint):
     image_bytes = tf.ensure_shape(image_bytes, _IMAGE_BYTES.shape)
     size = self._image_size
 
-    def decode_and_resize(encoded):
-      pixels = tf.cast(views.decode_rgb(encoded), tf.float32)
+    def decode_and_resize(element):
+      index, encoded = element
+      known = tf.reduce_any([tf.equal(tf.strings.substr(encoded, 0, len(magic)), magic)
+                             for magic in _IMAGE_MAGIC])
+      check = tf.debugging.Assert(known, ['image_bytes element', index, 'is no JPEG, PNG, GIF '
+                                          'or BMP image', tf.strings.length(encoded), 'bytes'])
+      with tf.control_dependencies([check]):
+        pixels = tf.cast(views.decode_rgb(encoded), tf.float32)
       return tf.image.resize(pixels, [size, size], 'bilinear', antialias=True)
 
-    images = tf.map_fn(decode_and_resize, image_bytes,
+    indices = tf.range(tf.size(image_bytes))
+    images = tf.map_fn(decode_and_resize, (indices, image_bytes),
                        fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
-    return self._features(images / 255.0, training=False)
+    return self._features(_checked(images) / 255.0, training=False)
 
   @tf.function
   def __call__(self, images, training=False):

@@ -60,15 +60,7 @@ def parse_overrides(items):
   return overrides
 
 
-def flatten(config):
-  """{'a.b': value} of a ConfigDict or of its JSON form."""
-  out = {}
-  for key, value in config.items():
-    if isinstance(value, (dict, ml_collections.ConfigDict)):
-      out.update({f'{key}.{k}': v for k, v in flatten(value).items()})
-    else:
-      out[key] = value
-  return out
+flatten = config_lib.flatten
 
 
 def learning_fields(config):
@@ -153,11 +145,9 @@ def finished(run):
 
 def check_workdir(run):
   """Raises ValueError if the run's workdir holds a run of another config (another scale, say)."""
-  path = os.path.join(run.workdir, checkpoints.CONFIG)
-  if not os.path.exists(path):
+  if not os.path.exists(os.path.join(run.workdir, checkpoints.CONFIG)):
     return
-  with open(path) as f:
-    written = {k: v for k, v in flatten(json.load(f)).items() if k not in BOOKKEEPING}
+  written = learning_fields(checkpoints.read_config(run.workdir))
   planned = learning_fields(run.config)
   differ = sorted(k for k in written.keys() | planned.keys() if written.get(k) != planned.get(k))
   if differ:

@@ -31,22 +31,44 @@ from multisiam_tf.train import summaries
 _GUARDED = ('loss', 'grad_norm')  # the run stops at the update where either is not finite
 
 
+PREEMPTED_EXIT_CODE = 42  # Model Garden's: "preempted, checkpoint saved, restart me"
+
+
+class Preempted(Exception):
+  """SIGTERM stopped the run after it saved the checkpoint of `step`."""
+
+  def __init__(self, step):
+    super().__init__(f'SIGTERM: stopped at step {step} after saving a checkpoint')
+    self.step = step
+
+
 def train(config, workdir, strategy, hooks=()):
   """Pretrains per `config` in `workdir`, resuming from its newest checkpoint; returns the model.
 
   `hooks` run between loops: hook(model, step) -> scalars to log at that step, and
   hook.next_step(step) -> the next step (or None) at which a loop must end for it
-  (eval/online.py's probe, summaries.Profiler).
+  (eval/online.py's probe, summaries.Profiler). Raises Preempted after SIGTERM,
+  config_lib.ConfigError for a config this strategy or this workdir cannot run,
+  checkpoints.WorkdirLocked while another run trains in the workdir.
   """
+  with checkpoints.lock(workdir, distribute.is_chief(strategy)):
+    return _train(config, workdir, strategy, hooks)
+
+
+def _train(config, workdir, strategy, hooks):
   config = config_lib.resolve_schedule(_with_num_examples(config, workdir))
   t, chief = config.train, distribute.is_chief(strategy)
-  distribute.choose_precision(t.precision, strategy)
-  if chief:
-    checkpoints.write_config(config, workdir)
+  config_lib.check_replica_batch(config, strategy.num_replicas_in_sync)
+  precision = distribute.choose_precision(t.precision, strategy)
+  if chief:  # refuses another run's workdir before writing anything
+    checkpoints.write_config(config, workdir, checkpoints.run_record(strategy, precision))
   model, step, iterator, saver = _start(config, workdir, strategy, chief)
   train_loop = make_train_loop(model, strategy, step, t.accumulate_steps)
   any_worker = _any_worker_fn(strategy)
   current = int(step.numpy())
+  if current >= t.steps:
+    logging.info('already complete at step %d (train.steps %d)', current, t.steps)
+    return model
   log = summaries.RunLog(workdir, current, t.steps, chief)
   with log.writer.as_default(), _Preemption() as preemption:
     while current < t.steps:
@@ -72,9 +94,10 @@ def train(config, workdir, strategy, hooks=()):
       if _crossed(done, current, t.checkpoint_every) or current == t.steps or stop:
         checkpoints.save(saver, current, chief)
       if stop:
-        logging.warning('SIGTERM: stopped at step %d after saving a checkpoint', current)
         break
     log.write_hparams(config, os.path.basename(os.path.abspath(workdir)))
+  if stop:
+    raise Preempted(current)
   return model
 
 
@@ -169,7 +192,8 @@ def _start(config, workdir, strategy, chief):
   # Without a saved position, a restart draws fresh data rather than replaying the first batches.
   iterator = state['iterator'] if keep_position else iter(
       _distributed_dataset(config, strategy, config.seed + int(step.numpy())))
-  saver = checkpoints.manager(checkpoint, workdir, strategy, chief, config.train.keep_checkpoints)
+  saver = checkpoints.manager(checkpoint, workdir, strategy, chief, config.train.keep_checkpoints,
+                              restored)
   return model, step, iterator, saver
 
 

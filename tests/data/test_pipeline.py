@@ -209,3 +209,42 @@ def test_make_pair_flips_while_resizing_and_draws_as_byol_augment(max_decode_rat
       np.testing.assert_array_equal(got[f'box{v}'].numpy(), pair[f'box{v}'].numpy())
       flips.append(bool(flip))
   assert any(flips) and not all(flips)
+
+
+def _truncated_tfrecord(folder):
+  """8 records, the file cut inside the sixth (each record: 16 bytes of framing and its data)."""
+  path = os.path.join(folder, 'cut.tfrecord')
+  records = [tf.train.Example(features=tf.train.Features(feature={
+      sources.TFRECORD_IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(
+          value=[_encode(_scene(i), 'JPEG')]))})).SerializeToString() for i in range(8)]
+  with tf.io.TFRecordWriter(path) as writer:
+    for record in records:
+      writer.write(record)
+  with open(path, 'r+b') as f:
+    f.truncate(sum(16 + len(r) for r in records[:5]) + len(records[5]) // 2)
+  return path
+
+
+@pytest.mark.parametrize('skip_corrupt', [False, True])
+def test_truncated_tfrecord_is_an_error_naming_it_or_skipped(tmp_path, capfd, skip_corrupt):
+  path = _truncated_tfrecord(str(tmp_path))
+  inputs = sources.list_inputs(path, 'tfrecord')
+  data = _config(path, skip_corrupt=skip_corrupt, format='tfrecord').data
+  if not skip_corrupt:
+    with pytest.raises(tf.errors.InvalidArgumentError, match=rf'{path}:truncated\] '
+                                                             r'\[truncated TFRecord'):
+      list(pipeline.one_pass(inputs, data, seed=0))
+    return
+  keys = [key.decode() for key, _ in pipeline.one_pass(inputs, data, seed=0).as_numpy_iterator()]
+  assert sorted(keys) == [f'{path}:{i}' for i in range(5)]
+  log = capfd.readouterr().err
+  assert f'data: skipping {path}:truncated: truncated TFRecord' in log
+  assert '(1 skipped so far in this pass)' in log
+
+
+def test_a_tfrecord_given_as_folder_format_names_the_format_that_reads_it(tmp_path):
+  path = _truncated_tfrecord(str(tmp_path))
+  with pytest.raises(ValueError, match='data.format=tfrecord'):
+    sources.list_inputs(path, 'folder')
+  with pytest.raises(ValueError, match='data.format=tfrecord'):
+    sources.list_inputs(str(tmp_path), 'folder')

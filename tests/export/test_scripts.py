@@ -48,7 +48,7 @@ def test_export_defaults(workdir):
   folder, backbone = workdir
   export = _script('export')
   assert checkpoints.newest_step(folder) == 7
-  assert export.default_out(folder, 'saved_model', 7) == os.path.join('saved_models', 'w1', '7')
+  assert export.default_out(folder, 'saved_model', 7) == os.path.join('saved_models', 'w1')
   export.main(export.parse(['export.py', '--workdir', folder, '--format', 'detectron2']))
   with open(os.path.join(folder, 'exports', 'w1-7.pkl'), 'rb') as f:
     state = pickle.load(f)['model']
@@ -66,6 +66,39 @@ def test_export_keras_step_and_out(workdir, tmp_path):
   images = np.random.default_rng(0).normal(size=(1, 32, 32, 3)).astype(np.float32)
   np.testing.assert_allclose(reloaded(images, training=False)['c5'],
                              backbone(images, training=False)['c5'], atol=1e-5)
+
+
+@pytest.mark.parametrize('fmt, out', [('detectron2', 'w1.pkl'), ('keras', 'keras'),
+                                      ('saved_model', 'served')])
+def test_export_refuses_an_existing_export_unless_overwrite(workdir, tmp_path, fmt, out):
+  folder, _ = workdir
+  export = _script('export')
+  argv = ['export.py', '--workdir', folder, '--format', fmt, '--out', str(tmp_path / out)]
+  export.main(export.parse(argv))
+  if fmt == 'saved_model':  # --out is the model's base path: the version folder inside
+    assert os.path.exists(tmp_path / out / '7' / 'saved_model.pb')
+  with pytest.raises(FileExistsError, match='already holds an export.*--overwrite'):
+    export.main(export.parse(argv))
+  export.main(export.parse(argv + ['--overwrite']))
+
+
+def test_export_of_a_missing_step_lists_the_steps(workdir):
+  export = _script('export')
+  with pytest.raises(FileNotFoundError, match=r'no checkpoint of step 5 .*: \[7\]'):
+    export.main(export.parse(['export.py', '--workdir', workdir[0], '--format', 'keras',
+                              '--step', '5']))
+
+
+def test_model_garden_without_the_extra_says_how_to_install_it(workdir, tmp_path):
+  try:
+    import tf_keras  # pylint: disable=g-import-not-at-top,unused-import
+    pytest.skip('the model-garden extra is installed')
+  except ModuleNotFoundError:
+    pass
+  export = _script('export')
+  with pytest.raises(ModuleNotFoundError, match='make model-garden'):
+    export.main(export.parse(['export.py', '--workdir', workdir[0], '--format', 'model_garden',
+                              '--out', str(tmp_path / 'mg')]))
 
 
 def _encode(pixels, fmt):

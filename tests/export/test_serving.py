@@ -176,3 +176,23 @@ def test_keras3_tfsm_layer_fine_tunes(backbone, saved_model_dir):
   model.fit(images, np.array([0, 1, 0, 1]), batch_size=4, epochs=1, verbose=0)
   # Kernels moved by gradients, BN statistics by the training endpoint's batch statistics.
   assert all(not np.allclose(b, w.numpy()) for b, w in zip(before, layer.weights))
+
+
+@pytest.mark.parametrize('signature, value, message', [
+    ('features', np.full((1, IMAGE_SIZE, IMAGE_SIZE, 3), np.nan, np.float32), 'NaN or Inf'),
+    ('features', np.zeros((0, IMAGE_SIZE, IMAGE_SIZE, 3), np.float32), 'the batch is empty'),
+    ('features', np.zeros((1, 0, 0, 3), np.float32), r'size \(height, width\).*\[0 0\].*no pixels'),
+    ('serving_default', np.zeros((0,), object), 'the batch is empty'),
+])
+def test_degenerate_input_is_invalid_argument_saying_why(loaded, signature, value, message):
+  function = loaded.signatures[signature]
+  (name,) = function.structured_input_signature[1]
+  value = tf.constant(value, tf.string) if signature == 'serving_default' else tf.constant(value)
+  with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+    function(**{name: value})
+
+
+def test_bad_bytes_name_the_element(loaded):
+  good = _encode(_random_pixels(np.random.default_rng(0)), 'PNG')
+  with pytest.raises(tf.errors.InvalidArgumentError, match=r'image_bytes element\] \[1\] \[is no'):
+    loaded.signatures['serving_default'](image_bytes=tf.constant([good, b'GARBAGE!', good]))

@@ -1,14 +1,21 @@
-"""Checkpoints of a run: the chosen backbone restored, unreadable ones skipped for the previous."""
+"""Checkpoints of a run: the chosen backbone restored, damaged ones named and skipped for the
+previous, a garbage state file, a restart with another config, config.json run again."""
 
+import json
+import logging
 import os
+import re
 import shutil
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from multisiam_tf import config as config_lib
 from multisiam_tf.train import checkpoints
+from multisiam_tf.train import distribute
 from multisiam_tf.train import loop
+from multisiam_tf.train import summaries
 
 
 def test_restore_backbone_reads_the_chosen_checkpoint(reference_run):
@@ -52,3 +59,81 @@ def test_all_checkpoints_unreadable_is_an_error(reference_run, tmp_path):
   checkpoint = tf.train.Checkpoint(step=tf.Variable(0, dtype=tf.int64))
   with pytest.raises(RuntimeError, match='no readable checkpoint'):
     checkpoints.restore_newest(checkpoint, directory)
+
+
+@pytest.fixture
+def finished_run(reference_run, tmp_path):
+  """A copy of the reference run's workdir (config.json, ckpt-2, -4, -6) to damage."""
+  workdir = str(tmp_path / 'run')
+  shutil.copytree(reference_run[0], workdir, ignore=shutil.ignore_patterns('events.*'))
+  return workdir
+
+
+def _truncate(path):
+  with open(path, 'r+b') as f:
+    f.truncate(os.path.getsize(path) // 2)
+
+
+def test_truncated_newest_data_file_falls_back_and_names_the_file(finished_run, caplog):
+  directory = os.path.join(finished_run, checkpoints.CHECKPOINTS)
+  data = os.path.join(directory, 'ckpt-6.data-00000-of-00001')
+  _truncate(data)
+  earlier, _ = checkpoints.restore_backbone(finished_run, step=4)
+  backbone, _ = checkpoints.restore_backbone(finished_run)
+  assert f'{data} is damaged' in caplog.text
+  for a, b in zip(backbone.get_weights(), earlier.get_weights()):
+    np.testing.assert_array_equal(a, b)
+  with pytest.raises(ValueError, match=f'{data} is damaged'):
+    checkpoints.restore_backbone(finished_run, step=6)
+  with pytest.raises(FileNotFoundError, match=r'no checkpoint of step 5 .* \[2, 4, 6\]'):
+    checkpoints.restore_backbone(finished_run, step=5)
+
+
+def test_garbage_state_file_resumes_from_the_listed_checkpoints(
+    finished_run, image_folder, tiny, caplog):
+  directory = os.path.join(finished_run, checkpoints.CHECKPOINTS)
+  with open(os.path.join(directory, 'checkpoint'), 'w') as f:
+    f.write('\x00garbage{')
+  newest = os.path.join(directory, 'ckpt-6.index')
+  written = os.path.getmtime(newest)
+  with caplog.at_level(logging.INFO):
+    model = loop.train(tiny(image_folder, log_every=3), finished_run,
+                       distribute.make_strategy('default'))
+  assert 'already complete at step 6' in caplog.text and 'from scratch' not in caplog.text
+  assert int(model.optimizer.iterations.numpy()) == 6
+  assert os.path.getmtime(newest) == written
+  assert tf.train.latest_checkpoint(directory) == os.path.join(directory, 'ckpt-6')
+  with open(os.path.join(finished_run, checkpoints.CONFIG)) as f:
+    assert json.load(f)['run']['changes'] == [{'train.log_every': [1, 3]}]
+
+
+@pytest.mark.parametrize('field, value', [('model.backbone.depth', 34), ('data.image_size', 64)])
+def test_restart_with_another_model_is_refused_before_writing(
+    finished_run, image_folder, tiny_config, field, value):
+  path = os.path.join(finished_run, checkpoints.CONFIG)
+  with open(path) as f:
+    before = f.read()
+  config = tiny_config(overrides={'data.path': image_folder, field: value})
+  with pytest.raises(checkpoints.ConfigChanged, match=rf'{field}: \S+ in the workdir, {value} '
+                                                      r'now.*--workdir elsewhere'):
+    loop.train(config, finished_run, distribute.make_strategy('default'))
+  with open(path) as f:
+    assert f.read() == before
+  assert not os.path.exists(os.path.join(finished_run, checkpoints.LOCK))
+
+
+def test_config_json_records_the_run_and_reruns_it(reference_run, image_folder, tiny_config,
+                                                   tmp_path, read_events):
+  """--config runs/x/config.json: the same losses, the precision `auto` chose, the record."""
+  path = os.path.join(reference_run[0], checkpoints.CONFIG)
+  with open(path) as f:
+    record = json.load(f)['run']
+  assert (record['precision'], record['replicas']) == ('float32', 1)
+  assert record['versions']['tensorflow'] == tf.__version__
+  assert re.fullmatch(r'[0-9a-f]{40}(-dirty)?|', record['git_commit'])
+  config = config_lib.validate(config_lib._FileParser('config').parse(path))
+  again = str(tmp_path / 'again')
+  loop.train(config, again, distribute.make_strategy('default'))
+  first, rerun = (read_events(os.path.join(w, summaries.EVENTS))['loss']
+                  for w in (reference_run[0], again))
+  assert rerun == first

@@ -16,6 +16,7 @@ from tensorboard.plugins.hparams import metadata as hparams_metadata
 from multisiam_tf.train import checkpoints
 from multisiam_tf.train import distribute
 from multisiam_tf.train import loop
+from multisiam_tf.train import schedules
 from multisiam_tf.train import summaries
 
 METRICS = ('loss', 'loss_1d', 'loss_2d', 'tau', 'lr', 'fallback_rate', 'projection_std',
@@ -63,8 +64,8 @@ def test_non_finite_update_stops_naming_the_step_and_keeps_the_last_good_checkpo
   of the third update makes every weight NaN, so the fourth update's loss and gradient norm are
   NaN; or the third update's gradient of one weight is NaN (its loss is still finite)."""
   if poisoned == 'learning_rate':
-    learning_rate = loop.schedules.learning_rate
-    monkeypatch.setattr(loop.schedules, 'learning_rate', lambda step, *args: tf.where(
+    learning_rate = schedules.learning_rate
+    monkeypatch.setattr(schedules, 'learning_rate', lambda step, *args: tf.where(
         tf.equal(step, 2), np.nan, learning_rate(step, *args)))
     expected = r'loss nan, grad_norm nan at step 4\b.*ckpt-2'
   else:
@@ -82,7 +83,7 @@ def test_non_finite_update_stops_naming_the_step_and_keeps_the_last_good_checkpo
   assert _checkpoint_steps(workdir) == [2]
 
 
-def test_sigterm_saves_a_checkpoint_and_returns(image_folder, tiny, tmp_path):
+def test_sigterm_saves_a_checkpoint_and_raises_preempted(image_folder, tiny, tmp_path):
   default_handler = signal.getsignal(signal.SIGTERM)
 
   def terminate_once_handled():
@@ -93,8 +94,9 @@ def test_sigterm_saves_a_checkpoint_and_returns(image_folder, tiny, tmp_path):
   threading.Thread(target=terminate_once_handled, daemon=True).start()
   # In epochs: 25 epochs of 8 images at batch 2 are 100 steps.
   config = tiny(image_folder, epochs=25, checkpoint_every=50, image_every=100)
-  model = loop.train(config, str(tmp_path), distribute.make_strategy('default'))
-  stopped = int(model.optimizer.iterations.numpy())
+  with pytest.raises(loop.Preempted) as preempted:
+    loop.train(config, str(tmp_path), distribute.make_strategy('default'))
+  stopped = preempted.value.step
   assert 1 <= stopped < 100
   with open(os.path.join(tmp_path, checkpoints.CONFIG)) as f:
     written = json.load(f)

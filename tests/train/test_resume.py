@@ -1,15 +1,20 @@
-"""Restarts through the pretrain script: SIGKILL mid-run then resume; a bad config."""
+"""Restarts through the pretrain script: SIGKILL, SIGTERM, a second run, resume; a bad config."""
 
+import logging
 import os
+import random
 import signal
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
 from multisiam_tf.train import checkpoints
+from multisiam_tf.train import distribute
+from multisiam_tf.train import loop
 from multisiam_tf.train import summaries
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -64,3 +69,92 @@ def test_pretrain_rejects_a_bad_config_before_any_work(tmp_path, image_folder, s
   assert result.returncode != 0
   assert 'data.iou_threshold' in result.stderr
   assert not os.path.exists(workdir)
+
+
+def _wait_for(condition, process, what, timeout=600):
+  deadline = time.time() + timeout
+  while time.time() < deadline and process.poll() is None:
+    if condition():
+      return True
+    time.sleep(0.002)
+  if process.poll() is None:
+    raise AssertionError(f'{what}: not within {timeout} s')
+  return False
+
+
+def _saving(directory):
+  """Whether a save is under way: TensorFlow writes into ckpt-<step>_temp, then renames."""
+  return any(name.endswith('_temp') for name in os.listdir(directory))
+
+
+def _interrupt(process, saved, moment, rng):
+  """Waits for the process' first new checkpoint, then at `moment` sends its signal: 'save' as
+  soon as the next save is under way, 'kill' or 'term' after a random delay. Returns whether it
+  was sent (False: the run ended first) and whether a save was under way then."""
+  start = (checkpoints.list_steps(saved) or [0])[-1]
+  if not _wait_for(lambda: (checkpoints.list_steps(saved) or [0])[-1] > start, process,
+                   'a new checkpoint'):
+    return False, False
+  if moment == 'save':
+    if not _wait_for(lambda: _saving(saved), process, 'a save'):
+      return False, False
+  else:
+    time.sleep(rng.uniform(0.0, 0.5))
+  in_save = _saving(saved)
+  process.send_signal(signal.SIGTERM if moment == 'term' else signal.SIGKILL)
+  process.wait(timeout=120)
+  return True, in_save
+
+
+def test_kill_9_at_random_moments_then_restarts_reach_the_same_weights(
+    image_folder, tiny, tmp_path, subprocess_env, caplog):
+  """5 interruptions (kill -9 inside saves and at random moments, one SIGTERM: exit 42) of one
+  run; a second run on its workdir is refused while one trains; each restart takes the dead
+  run's lock over; the end state equals an uninterrupted run's in float32, bit for bit."""
+  steps, rng = 16, random.Random(0)
+  overrides = [f'--config.train.steps={steps}', '--config.train.checkpoint_every=1',
+               '--config.train.steps_per_loop=1', '--config.train.precision=float32']
+  workdir = str(tmp_path / 'run')
+  saved = os.path.join(workdir, checkpoints.CHECKPOINTS)
+  moments, hits, logs = ['save', 'kill', 'term', 'save', 'kill'], [], []
+  for i, moment in enumerate(moments):
+    log = open(tmp_path / f'log{i}.txt', 'w+')  # pylint: disable=consider-using-with
+    logs.append(log)
+    process = subprocess.Popen(_pretrain(workdir, image_folder, *overrides), env=subprocess_env,
+                               stdout=log, stderr=subprocess.STDOUT, text=True)
+    if i == 0:  # a second run while this one trains
+      _wait_for(lambda: os.path.exists(os.path.join(workdir, checkpoints.LOCK)), process, 'lock')
+      locked = f'in use by the run of pid {process.pid}'
+      with pytest.raises(checkpoints.WorkdirLocked, match=locked):
+        loop.train(tiny(image_folder, steps=steps), workdir, distribute.make_strategy('default'))
+    sent, in_save = _interrupt(process, saved, moment, rng)
+    hits.append(in_save)
+    if moment == 'term' and sent:
+      assert process.returncode == loop.PREEMPTED_EXIT_CODE
+      log.seek(0)
+      assert f'exit code {loop.PREEMPTED_EXIT_CODE}' in log.read()
+  assert any(hits), 'no interruption landed inside a save'
+  for log in logs:
+    log.close()
+  final = subprocess.run(_pretrain(workdir, image_folder, *overrides), env=subprocess_env,
+                         capture_output=True, text=True, timeout=600)
+  assert final.returncode == 0, final.stderr[-3000:]
+  assert 'taking over the lock of a run that is gone' in final.stderr
+  with caplog.at_level(logging.INFO):
+    loop.train(tiny(image_folder, steps=steps), workdir, distribute.make_strategy('default'))
+  assert f'already complete at step {steps}' in caplog.text
+
+  reference = str(tmp_path / 'reference')
+  loop.train(tiny(image_folder, steps=steps), reference, distribute.make_strategy('default'))
+  _assert_same_state(*(os.path.join(w, checkpoints.CHECKPOINTS, f'ckpt-{steps}')
+                       for w in (reference, workdir)))
+
+
+def _assert_same_state(path_a, path_b):
+  """Every weight, slot and counter of two checkpoints equal (the input position aside)."""
+  a, b = tf.train.load_checkpoint(path_a), tf.train.load_checkpoint(path_b)
+  names = [n for n in a.get_variable_to_shape_map()
+           if 'iterator' not in n and 'save_counter' not in n and n != '_CHECKPOINTABLE_OBJECT_GRAPH']
+  assert len(names) > 50 and set(names) <= set(b.get_variable_to_shape_map())
+  for name in names:
+    np.testing.assert_array_equal(a.get_tensor(name), b.get_tensor(name), err_msg=name)

@@ -39,7 +39,7 @@ def read_image_files(files):
 
 READERS = {  # Inputs.format: reader(file names, inputs)
     'folder': lambda files, inputs: read_image_files(files),
-    'tfrecord': lambda files, inputs: read_tfrecords(files, inputs.image_key),
+    'tfrecord': lambda files, inputs: read_tfrecords(files, inputs.image_key, inputs.files),
     'waymo_v1': lambda files, inputs: read_frames(files, inputs.cameras),
     'waymo_v2': lambda files, inputs: read_parquet(files, inputs.cameras),
 }
