@@ -191,7 +191,7 @@ def fields_help(prefix=''):
   return '\n'.join(lines)
 
 
-def config_flag_help():
+def _config_flag_help():
   """The help of a script's --config flag: the file, then every field an override may set."""
   return ('Experiment config file[:arg] (e.g. configs/demo.py), or a run\'s config.json to run '
           'it again; set its fields with '
@@ -255,7 +255,7 @@ class _FileParser(config_file_flags.ConfigFileFlagParser):
 
 def define_config_flag(name='config'):
   """The --config flag: a config file[:arg] or a run's config.json, with --config.a.b=value."""
-  holder = config_flags.DEFINE_config_file(name, None, config_flag_help())
+  holder = config_flags.DEFINE_config_file(name, None, _config_flag_help())
   flags.FLAGS[name].parser = _FileParser(name)
   return holder
 

@@ -22,7 +22,6 @@ import sys
 
 from absl import app
 from absl import flags
-from ml_collections import config_flags
 import numpy as np
 import torch
 

@@ -13,7 +13,6 @@ import os
 from absl import app
 from absl import flags
 from absl import logging
-from ml_collections import config_flags
 import numpy as np
 from PIL import Image
 from PIL import ImageDraw
