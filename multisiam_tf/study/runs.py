@@ -77,6 +77,20 @@ def _eval_steps(steps, eval_every):
   return tuple(range(eval_every, steps, eval_every)) + (steps,) if eval_every else (steps,)
 
 
+def _validate_rows(rows, changes):
+  """(row name -> its validated config with `changes`, same-run key -> the first row's name)."""
+  validated, first_with = {}, {}
+  for row in rows:
+    try:
+      config = config_lib.validate(config_lib.override(row.config.copy_and_resolve_references(),
+                                                       changes))
+    except (config_lib.ConfigError, TypeError, KeyError, AttributeError) as e:
+      raise config_lib.ConfigError(f'row {row.name}: {e}') from e
+    validated[row.name] = config
+    first_with.setdefault(_same_run_key(config), row.name)
+  return validated, first_with
+
+
 def plan(rows, selected, seeds, out, pretrain, overrides=(), eval_every=0):
   """The runs of the `selected` row names x `seeds`.
 
@@ -99,16 +113,7 @@ def plan(rows, selected, seeds, out, pretrain, overrides=(), eval_every=0):
   if unknown:
     raise config_lib.ConfigError(f'unknown rows {unknown}; known: {", ".join(by_name)}')
   overrides = list(overrides)
-  changes = parse_overrides(overrides)
-  validated, first_with = {}, {}  # row name -> config; same-run key -> the first row's name
-  for row in rows:
-    try:
-      config = config_lib.validate(config_lib.override(row.config.copy_and_resolve_references(),
-                                                       changes))
-    except (config_lib.ConfigError, TypeError, KeyError, AttributeError) as e:
-      raise config_lib.ConfigError(f'row {row.name}: {e}') from e
-    validated[row.name] = config
-    first_with.setdefault(_same_run_key(config), row.name)
+  validated, first_with = _validate_rows(rows, parse_overrides(overrides))
   run_of = {name: first_with[_same_run_key(validated[name])] for name in selected}
   names = list(dict.fromkeys(run_of.values()))
   schedules = {name: config_lib.resolve_schedule(validated[name]) for name in names}
