@@ -14,7 +14,7 @@ TFDS := $(VENV)/.tfds
 DEMO := runs/demo
 
 .PHONY: install install-gpu test demo model-garden test-model-garden torch-reference \
-	test-torch-reference waymo-v2 tfds benchmark clean
+	test-torch-reference waymo-v2 tfds bench-deps benchmark clean
 
 install: $(INSTALLED)
 
@@ -86,8 +86,11 @@ $(TFDS): $(INSTALLED) pyproject.toml
 	$(PIP) -e '.[$(TF),tfds]'
 	touch $@
 
+# docs/BENCHMARKS.md: the training step (beside PyTorch's, with bench-deps) and the input pipeline.
+bench-deps: torch-reference
+
 benchmark: $(INSTALLED)
-	$(PY) scripts/benchmark.py --what input --out runs/benchmark_input.json
+	nice -n 5 $(PY) scripts/benchmark.py --what all --json runs/benchmark.json
 
 clean:
 	rm -rf $(VENV) runs
