@@ -322,7 +322,7 @@ _WHAT = flags.DEFINE_enum('what', None, ['train_step', 'input', 'all'], 'Which b
 def _input_section(report):
   """{NAME: figures} of the input benchmark, per core first; the ratio of the issue's shape."""
   settings = {k: v for k, v in report.items() if k != 'results'}
-  section = {name: dict(pairs_per_s_per_core=r['pairs_per_cpu_s'], **r, **settings)
+  section = {name: {'pairs_per_s_per_core': r['pairs_per_cpu_s'], **r, **settings}
              for name, r in report['results'].items()}
   return section, {'input_vs_pil': report['results']['tf_data']['per_core_vs_pil']}
 
