@@ -376,13 +376,13 @@ def _table(results):
 
 
 def _step_table(table):
-  lines = [f'{"contender":<20}{"img/s":>8}{"step s":>8}{"GFLOP/s":>9}{"peak RSS GB":>13}'
-           f'  img/s by round']
+  lines = [f'{"contender":<20}{"img/s":>8}{"img/CPU-s":>11}{"step s":>8}{"GFLOP/s":>9}'
+           f'{"peak RSS GB":>13}  img/s by round']
   for name, r in table.items():
     gflop = f'{r["gflop_per_s"]:>9.1f}' if 'gflop_per_s' in r else f'{"-":>9}'
     by_round = ' '.join(f'{x:.2f}' for x in r['img_per_s_by_round'])
-    lines.append(f'{name:<20}{r["img_per_s"]:>8.2f}{r["median_step_s"]:>8.2f}{gflop}'
-                 f'{r["peak_rss_gb"]:>13.2f}  {by_round}')
+    lines.append(f'{name:<20}{r["img_per_s"]:>8.2f}{r["img_per_cpu_s"]:>11.2f}'
+                 f'{r["median_step_s"]:>8.2f}{gflop}{r["peak_rss_gb"]:>13.2f}  {by_round}')
   return '\n'.join(lines)
 
 

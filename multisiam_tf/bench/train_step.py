@@ -58,7 +58,8 @@ def run_rounds(contenders, precisions, settings, rounds, timeout, log=print):
       for contender in order:
         result = run_worker(contender, precision, settings, timeout)
         log(f'round {r + 1}/{rounds} {contender} {precision}: '
-            + (result.get('error') or ' '.join(f'{s:.2f}' for s in result['step_s']) + ' s'))
+            + (result.get('error') or ' '.join(f'{s:.2f}' for s in result['step_s']) + ' s, CPU '
+               + ' '.join(f'{s:.2f}' for s in result['step_cpu_s']) + ' s'))
         results[(contender, precision)].append(result)
   return results
 
@@ -75,13 +76,14 @@ def summarise(results, settings):
     if failed:
       errors[(contender, precision)] = failed[0]
       continue
-    steps = [s for r in rounds for s in r['step_s']]
-    step_s = float(np.median(steps))
-    entry = {'img_per_s': settings['batch'] / step_s,
-             'peak_rss_gb': max(r['peak_rss_gb'] for r in rounds), 'precision': precision,
-             'device': rounds[0]['device'], 'median_step_s': step_s, 'step_s': steps,
-             'img_per_s_by_round': [settings['batch'] / float(np.median(r['step_s']))
-                                    for r in rounds]}
+    entry = {'peak_rss_gb': max(r['peak_rss_gb'] for r in rounds), 'precision': precision,
+             'device': rounds[0]['device']}
+    for clock, key in (('s', 'step_s'), ('cpu_s', 'step_cpu_s')):
+      steps = [s for r in rounds for s in r[key]]
+      entry.update({f'img_per_{clock}': settings['batch'] / float(np.median(steps)),
+                    f'median_{key}': float(np.median(steps)), key: steps,
+                    f'img_per_{clock}_by_round': [settings['batch'] / float(np.median(r[key]))
+                                                  for r in rounds]})
     gflop = gflop_per_image(contender, settings['depth'], settings['image_size'])
     if gflop:
       entry['gflop_per_s'] = entry['img_per_s'] * gflop
@@ -102,12 +104,14 @@ def matmul_rates(results, precisions):
   return rates
 
 
-def _paired(table, errors, numerator, denominator):
-  """Median over rounds of the images/s ratio of two NAMEs, or (None, why not)."""
+def _paired(table, errors, numerator, denominator, clock='s'):
+  """Median over rounds of the images/s (clock 's') or images per CPU-second ('cpu_s') ratio of
+  two NAMEs, or (None, why not)."""
   missing = [n for n in (numerator, denominator) if n not in table]
   if missing:
     return None, '; '.join(f'{n} did not run: {errors.get(n, "not asked for")}' for n in missing)
-  by_round = zip(table[numerator]['img_per_s_by_round'], table[denominator]['img_per_s_by_round'])
+  key = f'img_per_{clock}_by_round'
+  by_round = zip(table[numerator][key], table[denominator][key])
   return float(np.median([a / b for a, b in by_round])), None
 
 
@@ -118,22 +122,23 @@ def _matmul_fraction(table, rates, precision):
   return table[name]['gflop_per_s'] / max(rates[precision].values()), None
 
 
-def _versus_torch(table, errors, precision):
+def _versus_torch(table, errors, precision, clock='s'):
   bare = table.get(_name('bare', precision))
   if bare and bare['device'] != 'CPU':
     return None, f'TensorFlow ran on {bare["device"]}; the torch reference runs on the CPU only'
-  return _paired(table, errors, _name('bare', precision), _name('torch_bare', precision))
+  return _paired(table, errors, _name('bare', precision), _name('torch_bare', precision), clock)
 
 
 def ratios(table, errors, rates, precisions):
-  """The train_step ratios, each {precision: value}; a null value's reason under NAME_reason."""
+  """The train_step ratios, each {precision: value}; a null value's reason under NAME_reason.
+  NAME_per_cpu_s: the same ratio of images per CPU-second, which other jobs on a shared machine
+  disturb far less than wall time."""
   errors = {_name(*key): why for key, why in errors.items()}
-  measures = {
-      'multisiam_vs_byol': lambda p: _paired(table, errors, _name('multisiam', p),
-                                             _name('byol', p)),
-      'bare_vs_torch': lambda p: _versus_torch(table, errors, p),
-      'multisiam_matmul_fraction': lambda p: _matmul_fraction(table, rates, p),
-  }
+  measures = {'multisiam_matmul_fraction': lambda p: _matmul_fraction(table, rates, p)}
+  for clock, suffix in (('s', ''), ('cpu_s', '_per_cpu_s')):
+    measures['multisiam_vs_byol' + suffix] = (
+        lambda p, c=clock: _paired(table, errors, _name('multisiam', p), _name('byol', p), c))
+    measures['bare_vs_torch' + suffix] = lambda p, c=clock: _versus_torch(table, errors, p, c)
   out = {}
   for name, measure in measures.items():
     values = {p: measure(p) for p in precisions}
@@ -142,8 +147,9 @@ def ratios(table, errors, rates, precisions):
     if reasons:
       out[name + '_reason'] = reasons
   if set(PRECISIONS) <= set(precisions):
-    value, why = _paired(table, errors, 'multisiam_bfloat16', 'multisiam_float32')
-    out['multisiam_bfloat16_vs_float32'] = value
-    if why:
-      out['multisiam_bfloat16_vs_float32_reason'] = why
+    for clock, suffix in (('s', ''), ('cpu_s', '_per_cpu_s')):
+      value, why = _paired(table, errors, 'multisiam_bfloat16', 'multisiam_float32', clock)
+      out['multisiam_bfloat16_vs_float32' + suffix] = value
+      if why:
+        out[f'multisiam_bfloat16_vs_float32{suffix}_reason'] = why
   return out

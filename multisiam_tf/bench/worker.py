@@ -14,17 +14,23 @@ import time
 MARK = '@@benchmark '
 
 
+def _cpu_seconds():
+  usage = resource.getrusage(resource.RUSAGE_SELF)  # all threads of this process
+  return usage.ru_utime + usage.ru_stime
+
+
 def timed_steps(step, warmup, steps):
-  """Seconds of each of `steps` calls of `step()` (which returns once its work is done), after
-  `warmup` untimed calls."""
+  """(wall seconds, CPU seconds) of each of `steps` calls of `step()` (which returns once its
+  work is done), after `warmup` untimed calls."""
   for _ in range(warmup):
     step()
-  seconds = []
+  wall, cpu = [], []
   for _ in range(steps):
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), _cpu_seconds()
     step()
-    seconds.append(time.perf_counter() - start)
-  return seconds
+    wall.append(time.perf_counter() - start)
+    cpu.append(_cpu_seconds() - start_cpu)
+  return wall, cpu
 
 
 def peak_rss_gb():
@@ -35,8 +41,8 @@ def main(build):
   """Runs the worker whose `build(settings)` returns (step, matmul_rate, device)."""
   settings = json.loads(sys.argv[1])
   step, matmul_rate, device = build(settings)
-  result = {'step_s': timed_steps(step, settings['warmup'], settings['steps']),
-            'peak_rss_gb': peak_rss_gb(), 'device': device}
+  wall, cpu = timed_steps(step, settings['warmup'], settings['steps'])
+  result = {'step_s': wall, 'step_cpu_s': cpu, 'peak_rss_gb': peak_rss_gb(), 'device': device}
   if settings.get('matmul'):
     result['matmul_flop_per_s'] = matmul_rate(settings['matmul'])
   print(MARK + json.dumps(result), flush=True)

@@ -26,8 +26,9 @@ def test_train_step_json_shape(tmp_path):
   for entry in report['train_step'].values():
     assert entry['img_per_s'] > 0 and entry['peak_rss_gb'] > 0
     assert entry['precision'] == 'float32' and len(entry['step_s']) == 3
+    assert entry['img_per_cpu_s'] > 0
   ratios = report['ratios']
   assert ratios['multisiam_matmul_fraction']['float32'] > 0  # a 64 x 64 matmul runs far below peak
-  for name in ('multisiam_vs_byol', 'bare_vs_torch'):
+  for name in ('multisiam_vs_byol', 'bare_vs_torch', 'bare_vs_torch_per_cpu_s'):
     assert ratios[name]['float32'] is None and 'did not run' in ratios[name + '_reason']['float32']
   assert ratios['input_vs_pil'] is None and ratios['input_vs_pil_reason']
