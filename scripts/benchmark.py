@@ -86,6 +86,8 @@ _CONTENDERS = flags.DEFINE_list('contenders', list(train_step.CONTENDERS), 'trai
                                 'contenders to time.')
 _MATMUL = flags.DEFINE_integer('matmul_size', 2048, 'train_step: n of the n x n matmul that '
                                "measures the machine's matmul rate.", lower_bound=16)
+_PROFILE = flags.DEFINE_string('profile_dir', None, 'train_step: write a tf.profiler trace of the '
+                                'TensorFlow contenders\' timed steps here (TensorBoard).')
 _TIMEOUT = flags.DEFINE_integer('worker_timeout', 1800, 'train_step: seconds a worker may take.')
 _IMAGES = flags.DEFINE_integer('images', 32, 'input: number of generated JPEGs.', lower_bound=1)
 _JPEGS = flags.DEFINE_string('jpegs', None, 'input: a glob of JPEG files to time instead of '
@@ -292,7 +294,7 @@ def _train_step_settings():
     return flag.value if given else quick[flag.name]
   return {'depth': int(value(_DEPTH)), 'image_size': value(_IMAGE_SIZE),
           'batch': _TRAIN_BATCH.value, 'steps': value(_STEPS), 'warmup': _WARMUP_STEPS.value,
-          'matmul': value(_MATMUL)}, value(_STEP_ROUNDS)
+          'matmul': value(_MATMUL), 'profile': _PROFILE.value}, value(_STEP_ROUNDS)
 
 
 def benchmark_train_step():

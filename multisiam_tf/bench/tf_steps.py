@@ -111,4 +111,5 @@ def build(settings):
 
 
 if __name__ == '__main__':
-  worker.main(build)
+  # --profile_dir: a trace for TensorBoard's profile plugin (its trace viewer).
+  worker.main(build, trace=tf.profiler.experimental.Profile)

@@ -6,7 +6,9 @@ the matmul rate if asked, and prints the result as one marked JSON line (TF and 
 write to stdout too). Neither TensorFlow nor torch is imported here.
 """
 
+import contextlib
 import json
+import os
 import resource
 import sys
 import time
@@ -37,11 +39,15 @@ def peak_rss_gb():
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # Linux: kilobytes
 
 
-def main(build):
-  """Runs the worker whose `build(settings)` returns (step, matmul_rate, device)."""
+def main(build, trace=None):
+  """Runs the worker whose `build(settings)` returns (step, matmul_rate, device); with
+  settings['profile'] (a folder) and a `trace`, the timed steps run inside
+  `trace(folder/CONTENDER_PRECISION)`."""
   settings = json.loads(sys.argv[1])
   step, matmul_rate, device = build(settings)
-  wall, cpu = timed_steps(step, settings['warmup'], settings['steps'])
+  folder = os.path.join(settings.get('profile') or '', '{contender}_{precision}'.format(**settings))
+  with trace(folder) if settings.get('profile') and trace else contextlib.nullcontext():
+    wall, cpu = timed_steps(step, settings['warmup'], settings['steps'])
   result = {'step_s': wall, 'step_cpu_s': cpu, 'peak_rss_gb': peak_rss_gb(), 'device': device}
   if settings.get('matmul'):
     result['matmul_flop_per_s'] = matmul_rate(settings['matmul'])
