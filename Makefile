@@ -15,7 +15,7 @@ PROFILE := $(VENV)/.profile
 DEMO := runs/demo
 
 .PHONY: install install-gpu test demo model-garden test-model-garden torch-reference \
-	test-torch-reference waymo-v2 tfds profile benchmark clean
+	test-torch-reference waymo-v2 tfds profile bench-deps benchmark clean
 
 install: $(INSTALLED)
 
@@ -94,8 +94,11 @@ $(PROFILE): $(INSTALLED) pyproject.toml
 	$(PIP) -e '.[$(TF),profile]'
 	touch $@
 
+# docs/BENCHMARKS.md: the training step (beside PyTorch's, with bench-deps) and the input pipeline.
+bench-deps: torch-reference
+
 benchmark: $(INSTALLED)
-	$(PY) scripts/benchmark.py --what input --out runs/benchmark_input.json
+	$(PY) scripts/benchmark.py --what all --json runs/benchmark.json
 
 clean:
 	rm -rf $(VENV) runs

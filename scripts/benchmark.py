@@ -1,6 +1,15 @@
-r"""Throughput benchmarks; `--what` picks one (BENCHMARKS below), results go to a table and JSON.
+r"""Throughput benchmarks; `--what` picks train_step, input or all; tables, and JSON with --json.
 
-  python scripts/benchmark.py --what input --out runs/benchmark_input.json
+  python scripts/benchmark.py --what all --json runs/benchmark.json     # or: make benchmark
+  python scripts/benchmark.py --what train_step --quick                 # a smoke run
+
+The JSON: {"machine": {...}, "train_step": {NAME: {"img_per_s", "peak_rss_gb", "precision",
+...}}, "input": {NAME: {"pairs_per_s_per_core", ...}}, "ratios": {...}}; a ratio that could not
+be measured is null, with the reason under NAME_reason.
+
+train_step: images/s, peak RSS and FLOP/s of multisiam (the project's training update), byol,
+  bare (the backbones' share of a step) and torch_bare (the bare step in PyTorch), each in
+  float32 and bfloat16, every one in its own worker process per round (multisiam_tf/bench/).
 
 input: view pairs per second per CPU core on generated 1920x1280 quality-90 JPEGs (or --jpegs), for
   tf_data            this pipeline (pipeline.make_dataset: decode-and-crop of the pair's union,
@@ -26,6 +35,8 @@ input: view pairs per second per CPU core on generated 1920x1280 quality-90 JPEG
 """
 
 import gc
+import importlib.metadata
+import importlib.util
 import json
 import math
 import os
@@ -48,11 +59,37 @@ import tensorflow as tf
 
 from multisiam_tf import cli
 from multisiam_tf import config as config_lib
+from multisiam_tf.bench import tf_steps
+from multisiam_tf.bench import train_step
 from multisiam_tf.data import augment
 from multisiam_tf.data import pipeline
 from multisiam_tf.data import synthetic
+from multisiam_tf.train import distribute
 
-_OUT = flags.DEFINE_string('out', None, 'JSON file for the results (optional).')
+_JSON = flags.DEFINE_string('json', None, 'JSON file for the results (optional).')
+flags.DEFINE_alias('out', 'json')
+_QUICK = flags.DEFINE_bool('quick', False, 'train_step: a smoke run, ResNet-18 at 112 px, 3 steps '
+                           'in one round (flags given explicitly still win).')
+_DEPTH = flags.DEFINE_enum('depth', '50', ['18', '34', '50', '101'], 'train_step: ResNet depth.')
+_IMAGE_SIZE = flags.DEFINE_integer('image_size', 224, 'train_step: view size.', lower_bound=32)
+_TRAIN_BATCH = flags.DEFINE_integer('train_batch', 16, 'train_step: batch of each view.',
+                                    lower_bound=1)
+_STEPS = flags.DEFINE_integer('steps', 3, 'train_step: timed steps per worker and round.',
+                              lower_bound=1)
+_STEP_ROUNDS = flags.DEFINE_integer('step_rounds', 2, 'train_step: rounds, each starting a fresh '
+                                    'worker per contender and precision.', lower_bound=1)
+_WARMUP_STEPS = flags.DEFINE_integer(
+    'warmup_steps', 2, "train_step: untimed steps per worker (the first traces; torch's bfloat16 "
+    'autocast runs slow for two).', lower_bound=1)
+_PRECISIONS = flags.DEFINE_list('precisions', list(train_step.PRECISIONS), 'train_step: '
+                                'precisions to time.')
+_CONTENDERS = flags.DEFINE_list('contenders', list(train_step.CONTENDERS), 'train_step: '
+                                'contenders to time.')
+_MATMUL = flags.DEFINE_integer('matmul_size', 2048, 'train_step: n of the n x n matmul that '
+                               "measures the machine's matmul rate.", lower_bound=16)
+_PROFILE = flags.DEFINE_string('profile_dir', None, 'train_step: write a tf.profiler trace of the '
+                                'TensorFlow contenders\' timed steps here (TensorBoard).')
+_TIMEOUT = flags.DEFINE_integer('worker_timeout', 1800, 'train_step: seconds a worker may take.')
 _IMAGES = flags.DEFINE_integer('images', 32, 'input: number of generated JPEGs.', lower_bound=1)
 _JPEGS = flags.DEFINE_string('jpegs', None, 'input: a glob of JPEG files to time instead of '
                              'generated scenes (camera frames of a real dataset).')
@@ -250,9 +287,85 @@ def benchmark_input():
           'rounds': _ROUNDS.value, 'warmup_rounds': _WARMUP_ROUNDS.value, 'results': results}
 
 
-BENCHMARKS = {'input': benchmark_input}
-_WHAT = flags.DEFINE_enum('what', None, list(BENCHMARKS), 'Which benchmark to run.',
+def _train_step_settings():
+  """Worker settings from the flags; --quick changes the defaults of those not given."""
+  quick = {'depth': 18, 'image_size': 112, 'steps': 3, 'step_rounds': 1, 'matmul_size': 1024}
+  def value(flag):
+    given = flags.FLAGS[flag.name].present or not _QUICK.value or flag.name not in quick
+    return flag.value if given else quick[flag.name]
+  return {'depth': int(value(_DEPTH)), 'image_size': value(_IMAGE_SIZE),
+          'batch': _TRAIN_BATCH.value, 'steps': value(_STEPS), 'warmup': _WARMUP_STEPS.value,
+          'matmul': value(_MATMUL), 'profile': _PROFILE.value}, value(_STEP_ROUNDS)
+
+
+def benchmark_train_step():
+  """Images/s, peak RSS and FLOP/s of each contender in each precision, alternated in rounds."""
+  settings, rounds = _train_step_settings()
+  for name, values, known in (('contenders', _CONTENDERS.value, train_step.CONTENDERS),
+                              ('precisions', _PRECISIONS.value, train_step.PRECISIONS)):
+    if not values or set(values) - set(known):
+      raise app.UsageError(f'--{name} takes some of {", ".join(known)}; got {values}')
+  results = train_step.run_rounds(_CONTENDERS.value, _PRECISIONS.value, settings, rounds,
+                                  _TIMEOUT.value, log=logging.info)
+  table, errors = train_step.summarise(results, settings)
+  rates = train_step.matmul_rates(results, _PRECISIONS.value)
+  for entry in table.values():
+    entry.update(settings, rounds=rounds)
+  for (contender, precision), why in errors.items():
+    logging.error('%s in %s did not run: %s', contender, precision, why)
+  return {'train_step': table,
+          'ratios': train_step.ratios(table, errors, rates, _PRECISIONS.value),
+          'matmul_gflop_per_s': rates}
+
+
+_WHAT = flags.DEFINE_enum('what', None, ['train_step', 'input', 'all'], 'Which benchmark to run.',
                           required=True)
+
+
+def _input_section(report):
+  """{NAME: figures} of the input benchmark, per core first; the ratio of the issue's shape."""
+  settings = {k: v for k, v in report.items() if k != 'results'}
+  section = {name: {'pairs_per_s_per_core': r['pairs_per_cpu_s'], **r, **settings}
+             for name, r in report['results'].items()}
+  return section, {'input_vs_pil': report['results']['tf_data']['per_core_vs_pil']}
+
+
+def _machine(matmul):
+  """The host: CPU, its bfloat16 support, cores, versions, where TensorFlow computes."""
+  cpu = distribute.cpu_flags()
+  torch_spec = importlib.util.find_spec('torch')
+  return {
+      'cpu': _cpu_model(), 'avx512_bf16': 'avx512_bf16' in cpu, 'amx_bf16': 'amx_bf16' in cpu,
+      'bfloat16_matmul': ('native (AMX)' if 'amx_bf16' in cpu else 'native dot products '
+                          '(AVX512-BF16)' if 'avx512_bf16' in cpu else 'emulated'),
+      'cores': len(os.sched_getaffinity(0)), 'device': tf_steps.device_name(),
+      'auto_precision': distribute.auto_precision(tf.distribute.get_strategy()),
+      'matmul_gflop_per_s': matmul, 'python': platform.python_version(),
+      'tensorflow': tf.__version__,
+      'torch': importlib.metadata.version('torch') if torch_spec else None,
+      'load_average': os.getloadavg(), 'command': ' '.join(sys.argv)}
+
+
+def _run(what):
+  """The report in the issue's shape: machine, train_step, input, ratios."""
+  report = {'train_step': {}, 'input': {}, 'ratios': {}}
+  matmul = {}
+  if what in ('train_step', 'all'):
+    step = benchmark_train_step()
+    report['train_step'], matmul = step['train_step'], step['matmul_gflop_per_s']
+    report['ratios'].update(step['ratios'])
+  else:
+    report['ratios'].update({name: None for name in _STEP_RATIOS},
+                            **{f'{name}_reason': 'train_step not run' for name in _STEP_RATIOS})
+  if what in ('input', 'all'):
+    report['input'], ratio = _input_section(benchmark_input())
+    report['ratios'].update(ratio)
+  else:
+    report['ratios'].update(input_vs_pil=None, input_vs_pil_reason='input not run')
+  return {'machine': _machine(matmul), **report}
+
+
+_STEP_RATIOS = ('multisiam_vs_byol', 'bare_vs_torch', 'multisiam_matmul_fraction')
 
 
 def _table(results):
@@ -262,6 +375,17 @@ def _table(results):
     by_round = ' '.join(f'{x:.2f}' for x in r.get('per_core_vs_pil_by_round', []))
     lines.append(f'{name:<16}{r["pairs_per_s"]:>10.1f}{r["pairs_per_cpu_s"]:>13.1f}'
                  f'{r["cores_available"]:>7}{r["per_core_vs_pil"]:>12.2f}x  {by_round}')
+  return '\n'.join(lines)
+
+
+def _step_table(table):
+  lines = [f'{"contender":<20}{"img/s":>8}{"img/CPU-s":>11}{"step s":>8}{"GFLOP/s":>9}'
+           f'{"peak RSS GB":>13}  img/s by round']
+  for name, r in table.items():
+    gflop = f'{r["gflop_per_s"]:>9.1f}' if 'gflop_per_s' in r else f'{"-":>9}'
+    by_round = ' '.join(f'{x:.2f}' for x in r['img_per_s_by_round'])
+    lines.append(f'{name:<20}{r["img_per_s"]:>8.2f}{r["img_per_cpu_s"]:>11.2f}'
+                 f'{r["median_step_s"]:>8.2f}{gflop}{r["peak_rss_gb"]:>13.2f}  {by_round}')
   return '\n'.join(lines)
 
 
@@ -278,14 +402,15 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   if bool(_FORMAT.value) != bool(_PATH.value):
     raise app.UsageError('--format and --path go together')
-  report = BENCHMARKS[_WHAT.value]()
-  report.update(what=_WHAT.value, command=' '.join(sys.argv), python=platform.python_version(),
-                tensorflow=tf.__version__, machine=_cpu_model(),
-                cores=len(os.sched_getaffinity(0)))
-  print(_table(report['results']))
-  if _OUT.value:
-    tf.io.gfile.makedirs(os.path.dirname(os.path.abspath(_OUT.value)))
-    with open(_OUT.value, 'w') as f:
+  report = _run(_WHAT.value)
+  if report['input']:
+    print(_table(report['input']))
+  if report['train_step']:
+    print(_step_table(report['train_step']))
+  print(json.dumps({'machine': report['machine'], 'ratios': report['ratios']}, indent=1))
+  if _JSON.value:
+    tf.io.gfile.makedirs(os.path.dirname(os.path.abspath(_JSON.value)))
+    with open(_JSON.value, 'w') as f:
       json.dump(report, f, indent=2)
 
 

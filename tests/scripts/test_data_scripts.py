@@ -61,12 +61,14 @@ def test_input_benchmark_reports_every_loader(tmp_path):
   with open(out) as f:
     report = json.load(f)
   loaders = {'tf_data', 'tf_data_full', 'pil_loader', 'pil_loader_lean'}
-  assert set(report['results']) == loaders
-  for name, figures in report['results'].items():
-    assert figures['pairs'] == 4 and figures['pairs_per_cpu_s'] > 0
+  assert set(report['input']) == loaders and report['train_step'] == {}
+  for name, figures in report['input'].items():
+    assert figures['pairs'] == 4 and figures['pairs_per_s_per_core'] > 0
     assert len(figures['per_core_vs_pil_by_round']) == 2  # the warm-up round is not reported
     assert name in result.stdout
-  assert report['results']['pil_loader']['per_core_vs_pil'] == 1.0
+  assert report['input']['pil_loader']['per_core_vs_pil'] == 1.0
+  assert report['ratios']['input_vs_pil'] == report['input']['tf_data']['per_core_vs_pil']
+  assert report['ratios']['bare_vs_torch'] is None and report['ratios']['bare_vs_torch_reason']
 
 
 def test_input_benchmark_on_given_jpegs_and_a_glob_matching_nothing(tmp_path):
@@ -76,7 +78,7 @@ def test_input_benchmark_on_given_jpegs_and_a_glob_matching_nothing(tmp_path):
   _run('benchmark.py', '--what', 'input', '--jpegs', str(tmp_path / '*.jpg'), '--pairs', '2',
        '--batch', '2', '--rounds', '1', '--warmup_rounds', '0', '--out', out)
   with open(out) as f:
-    assert json.load(f)['images'] == f'2 JPEGs matching {tmp_path}/*.jpg'
+    assert json.load(f)['input']['tf_data']['images'] == f'2 JPEGs matching {tmp_path}/*.jpg'
   result = subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'benchmark.py'),
                            '--what', 'input', '--jpegs', str(tmp_path / '*.png')],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -99,6 +101,6 @@ def test_input_benchmark_times_a_waymo_segment_beside_its_jpegs(tmp_path):
                 '--format', 'waymo_v1', '--path', segment, '--pairs', '2', '--batch', '2',
                 '--rounds', '1', '--warmup_rounds', '0', '--out', out)
   with open(out) as f:
-    figures = json.load(f)['results']['tf_data_waymo_v1']
+    figures = json.load(f)['input']['tf_data_waymo_v1']
   assert figures['pairs'] == 2 and figures['per_core_vs_tf_data'] > 0
   assert 'tf_data_waymo_v1 vs tf_data per core' in result.stdout
