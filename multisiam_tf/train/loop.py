@@ -81,8 +81,7 @@ def _train(config, workdir, strategy, hooks):
       if not all(math.isfinite(metrics[k]) for k in _GUARDED):
         raise FloatingPointError(
             f'{", ".join(f"{k} {metrics[k]}" for k in _GUARDED)} at step {current}; stopped '
-            f'without saving, the last good checkpoint is '
-            f'{tf.train.latest_checkpoint(saver.directory)}')
+            f'without saving, the last good checkpoint is {_newest(saver.directory)}')
       metrics['images_per_sec'] = (current - done) * t.batch_size * t.accumulate_steps / seconds
       if skipped is not None:
         metrics['skipped_inputs'] = float(skipped.numpy())
@@ -104,6 +103,12 @@ def _train(config, workdir, strategy, hooks):
   if stop:
     raise Preempted(current)
   return model
+
+
+def _newest(directory):
+  """The newest checkpoint found by listing (checkpoints.list_steps), or 'none'."""
+  steps = checkpoints.list_steps(directory)
+  return checkpoints.checkpoint_path(directory, steps[-1]) if steps else 'none'
 
 
 def _run_hooks(hooks, model, step):
