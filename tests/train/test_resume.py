@@ -109,9 +109,9 @@ def _interrupt(process, saved, moment, rng):
 
 # Each start of pretrain.py costs a TensorFlow import and a trace: the kills share few starts, on
 # two workdirs in parallel (the two cores), without image summaries (a trace more per start).
-_KILLED_RUN = ['--config.train.steps=12', '--config.train.checkpoint_every=1',
-               '--config.train.steps_per_loop=1', '--config.train.image_every=100',
-               '--config.train.precision=float32']
+_RUN = ['--config.train.steps=12', '--config.train.image_every=100',
+        '--config.train.precision=float32']
+_SAVE_EVERY_STEP = ['--config.train.checkpoint_every=1', '--config.train.steps_per_loop=1']
 
 
 def _interrupted_run(command, workdir, moments, seed, env, while_first_trains=lambda p: None):
@@ -146,7 +146,8 @@ def test_kill_9_at_random_moments_then_restarts_reach_the_same_weights(
   runs; a second run on a workdir is refused while one trains; each restart takes the dead
   run's lock over; both end states equal an uninterrupted run's in float32, bit for bit."""
   workdirs = [str(tmp_path / name) for name in ('a', 'b', 'reference')]
-  command = lambda workdir: _pretrain(workdir, image_folder, *_KILLED_RUN)
+  command = lambda workdir, flags=tuple(_SAVE_EVERY_STEP): _pretrain(
+      workdir, image_folder, *_RUN, *flags)
 
   def second_run_refused(process):
     _wait_for(lambda: os.path.exists(os.path.join(workdirs[0], checkpoints.LOCK)), process, 'lock')
@@ -155,8 +156,10 @@ def test_kill_9_at_random_moments_then_restarts_reach_the_same_weights(
 
   def run_b_then_reference():
     hits = _interrupted_run(command(workdirs[1]), workdirs[1], ['kill', 'save'], 2, subprocess_env)
-    reference = subprocess.run(command(workdirs[2]), env=subprocess_env, capture_output=True,
-                               text=True, timeout=600)
+    # One loop and one save: where loops end must not change the updates (compared below too).
+    one_loop = ['--config.train.steps_per_loop=12', '--config.train.checkpoint_every=12']
+    reference = subprocess.run(command(workdirs[2], one_loop), env=subprocess_env,
+                               capture_output=True, text=True, timeout=600)
     assert reference.returncode == 0, reference.stderr[-3000:]
     return hits
 
