@@ -15,7 +15,7 @@ from multisiam_tf.data import views
 SERVICE_JOB = 'multisiam_train'  # consumers sharing a job get disjoint batches
 
 
-def make_dataset(config, *, seed, input_context=None, batch_size=None):
+def make_dataset(config, *, seed, input_context=None, batch_size=None, skipped=None):
   """An endless tf.data.Dataset of view-pair batches for one input pipeline.
 
   Args:
@@ -24,6 +24,8 @@ def make_dataset(config, *, seed, input_context=None, batch_size=None):
     input_context: a tf.distribute.InputContext: this pipeline reads only its share of the files
       and batches get_per_replica_batch_size(global batch).
     batch_size: the global batch; defaults to config.train.batch_size.
+    skipped: with data.skip_corrupt, an int64 tf.Variable that counts the inputs skipped (not
+      with data.service_address: the tf.data workers would hold the count).
 
   Returns:
     A dataset of dicts: `view1`, `view2` float32 [B, S, S, 3] normalised; `box1`, `box2` float32
@@ -41,7 +43,7 @@ def make_dataset(config, *, seed, input_context=None, batch_size=None):
   pipeline_id = input_context.input_pipeline_id if sharded else 0
   logging.info('data: %d %s files for input pipeline %d', len(inputs.files), inputs.format,
                pipeline_id)
-  ds = make_examples(data, inputs, seed=seed, pipeline_id=pipeline_id)
+  ds = make_examples(data, inputs, seed=seed, pipeline_id=pipeline_id, skipped=skipped)
   ds = ds.batch(batch, drop_remainder=True)
   if data.service_address:
     # Dynamic sharding hands each file to one tf.data worker per epoch; 'parallel_epochs' would
@@ -51,12 +53,14 @@ def make_dataset(config, *, seed, input_context=None, batch_size=None):
         service=data.service_address, job_name=SERVICE_JOB))
   options = tf.data.Options()
   options.deterministic = True
+  if skipped is not None:  # the count is not the input position: a checkpoint leaves it out
+    options.experimental_external_state_policy = tf.data.experimental.ExternalStatePolicy.IGNORE
   if sharded:  # already sharded by file above; tf.distribute must not shard it again
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
   return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
-def make_examples(data, inputs, *, seed, pipeline_id=0, with_source=False):
+def make_examples(data, inputs, *, seed, pipeline_id=0, with_source=False, skipped=None):
   """The endless, unbatched stream of training examples that make_dataset batches.
 
   Args:
@@ -65,6 +69,7 @@ def make_examples(data, inputs, *, seed, pipeline_id=0, with_source=False):
     seed: int; with `pipeline_id`, fixes the order and every random choice.
     pipeline_id: int, mixed into the per-example seeds so pipelines draw differently.
     with_source: also yield each example's key and encoded bytes (to show the original image).
+    skipped: see make_dataset.
 
   Returns:
     A dataset of example dicts (see make_pair), or of (key, encoded, example) with_source.
@@ -74,7 +79,7 @@ def make_examples(data, inputs, *, seed, pipeline_id=0, with_source=False):
   # the stream at a bad input, naming it, before anything decodes it.
   check_here = not data.skip_corrupt
   examples = (_read_pass(inputs, data, seed=seed) if check_here
-              else one_pass(inputs, data, seed=seed)).repeat()
+              else one_pass(inputs, data, seed=seed, skipped=skipped)).repeat()
   base_seed = tf.constant([seed, pipeline_id], tf.int64)
 
   def to_example(index, source):
@@ -98,15 +103,16 @@ def shard_files(files, input_context):
   return tuple(files[input_context.input_pipeline_id::count])
 
 
-def one_pass(inputs, data, *, seed):
+def one_pass(inputs, data, *, seed, skipped=None):
   """One shuffled pass over `inputs` (sources.Inputs) as (key, encoded) pairs, each checked.
 
   A bad input (sources.problem) stops the pass with an error naming it, or with
-  data.skip_corrupt is logged by name and dropped.
+  data.skip_corrupt is logged by name and dropped, counted in `skipped` (a tf.Variable) if given;
+  the pass' end then logs how many it skipped.
   """
   ds = _read_pass(inputs, data, seed=seed)
   if data.skip_corrupt:
-    return _skip_bad(ds, data.min_image_size)
+    return _skip_bad(ds, data.min_image_size, skipped)
   return ds.map(lambda *source: _assert_good(*source, data.min_image_size),
                 num_parallel_calls=tf.data.AUTOTUNE)
 
@@ -131,26 +137,37 @@ def _assert_good(key, encoded, read_problem, min_image_size):
     return key, tf.identity(encoded)
 
 
-def _skip_bad(ds, min_image_size):
-  """Drops inputs that fail sources.problem, logging each by name with a running count."""
+def _skip_bad(ds, min_image_size, total=None):
+  """Drops inputs that fail sources.problem, logging each by name with a running count, and at
+  an end sentinel the pass' count (when not 0); each skip is also added to `total` if given."""
   ds = ds.map(lambda key, encoded, read_problem: (
-      key, encoded, sources.problem(encoded, read_problem, min_image_size)),
+      key, encoded, sources.problem(encoded, read_problem, min_image_size), False),
               num_parallel_calls=tf.data.AUTOTUNE)
+  ds = ds.concatenate(tf.data.Dataset.from_tensors(('', '', '', True)))
 
   def count(skipped, element):
-    key, _, problem = element
-    bad = tf.not_equal(problem, '')
+    key, _, problem, end = element
+    bad = tf.not_equal(problem, '') & tf.logical_not(end)
     skipped += tf.cast(bad, tf.int64)
 
     def report():
       tf.print(tf.strings.join(['data: skipping ', key, ': ', problem, ' (',
                                 tf.strings.as_string(skipped), ' skipped so far in this pass)']),
                output_stream=logging.warning)
+      if total is not None:
+        total.assign_add(1)
       return bad
-    return skipped, (element, tf.cond(bad, report, lambda: bad))
+
+    def report_pass():
+      tf.print(tf.strings.join(['data: this pass skipped ', tf.strings.as_string(skipped),
+                                ' inputs']), output_stream=logging.warning)
+      return end
+    dropped = tf.cond(bad, report, lambda: bad) | tf.cond(end & (skipped > 0), report_pass,
+                                                           lambda: end)
+    return skipped, (element[:2], dropped)
 
   ds = ds.scan(tf.constant(0, tf.int64), count)
-  return ds.filter(lambda element, bad: ~bad).map(lambda element, _: element[:2])
+  return ds.filter(lambda element, dropped: ~dropped).map(lambda element, _: element)
 
 
 def _no_examples_error(element_spec, num_files, path):

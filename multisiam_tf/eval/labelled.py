@@ -19,6 +19,7 @@ import io
 import os
 from typing import Callable, NamedTuple
 
+from absl import logging
 import numpy as np
 from PIL import Image
 
@@ -36,18 +37,21 @@ def image_paths(folder):
 
 
 def pairs(folder):
-  """Sorted (image path, label path) of every image with a label of the same name."""
+  """Sorted (image path, label path) of every image with a label of the same name; the images
+  without one are left out with a warning that counts them."""
   image_dir, label_dir = os.path.join(folder, 'images'), os.path.join(folder, 'labels')
   if not os.path.isdir(image_dir) or not os.path.isdir(label_dir):
     raise FileNotFoundError(f'{folder} needs images/ and labels/ subfolders')
   labels = {os.path.splitext(n)[0]: n for n in os.listdir(label_dir) if n.endswith('.png')}
-  found = []
-  for path in image_paths(image_dir):
-    stem = os.path.splitext(os.path.basename(path))[0]
-    if stem in labels:
-      found.append((path, os.path.join(label_dir, labels[stem])))
+  images = image_paths(image_dir)
+  stems = [os.path.splitext(os.path.basename(path))[0] for path in images]
+  found = [(path, os.path.join(label_dir, labels[stem]))
+           for path, stem in zip(images, stems) if stem in labels]
   if not found:
     raise FileNotFoundError(f'no image in {image_dir} has a label of the same name in {label_dir}')
+  if len(found) < len(images):
+    logging.warning('%d of the %d images in %s have no label of the same name in %s: left out',
+                    len(images) - len(found), len(images), image_dir, label_dir)
   return found
 
 

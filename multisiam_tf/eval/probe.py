@@ -10,6 +10,7 @@ least 'c4' and 'c5' (the contract of the exported SavedModel's `features` signat
 
 import json
 
+from absl import logging
 import keras
 import numpy as np
 import tensorflow as tf
@@ -337,9 +338,10 @@ def load_splits(size, data=None, train=None, val=None, *, data_format='folder',
                 train_fraction=0.5, limit=None):
   """(train, val, class names, num_classes, ignore_index): one labelled set split by
   train_fraction, or a train and a val set, as (uint8 images, uint8 labels) at size; a folder's
-  labels are checked to have their image's size. Unset classes and ignore value: the dataset's."""
+  labels are checked to have their image's size. Unset classes and ignore value: the dataset's.
+  Label values the classes and ignore value leave out are counted in a warning."""
   size = tuple(size)
-  if data_format == 'folder':
+  if data_format in ('folder', 'camvid'):  # one layout
     for folder in filter(None, (data, train, val)):
       labelled.check_sizes(labelled.pairs(folder)[:limit])
   found = labelled.dataset(data or train, data_format, train_split)
@@ -350,8 +352,20 @@ def load_splits(size, data=None, train=None, val=None, *, data_format='folder',
     train, val = labelled.split(*train, train_fraction)
   else:
     val = labelled.load(val, size, limit, data_format, val_split)
+  warn_unknown_classes((train[1], val[1]), num_classes, ignore_index)
   names = labelled.name_list(found.class_names, num_classes)
   return train, val, names, num_classes, ignore_index
+
+
+def warn_unknown_classes(label_sets, num_classes, ignore_index):
+  """Warns with their count of the label pixels >= num_classes that are not ignore_index: the
+  probe ignores them (valid_mask), so a num_classes below the labels' drops classes."""
+  unknown = np.concatenate([labels[~valid_mask(labels, num_classes, ignore_index)
+                                   & (labels != ignore_index)] for labels in label_sets])
+  if unknown.size:
+    logging.warning('%d label pixels hold class ids >= --num_classes %d (%s) other than the '
+                    'ignore value %d: they are ignored', unknown.size, num_classes,
+                    ', '.join(map(str, np.unique(unknown))), ignore_index)
 
 
 def load_splits_of(args):

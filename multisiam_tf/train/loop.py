@@ -62,7 +62,8 @@ def _train(config, workdir, strategy, hooks):
   precision = distribute.choose_precision(t.precision, strategy)
   if chief:  # refuses another run's workdir before writing anything
     checkpoints.write_config(config, workdir, checkpoints.run_record(strategy, precision))
-  model, step, iterator, saver = _start(config, workdir, strategy, chief)
+  skipped = _skip_counter(config.data)
+  model, step, iterator, saver = _start(config, workdir, strategy, chief, skipped)
   train_loop = make_train_loop(model, strategy, step, t.accumulate_steps)
   any_worker = _any_worker_fn(strategy)
   current = int(step.numpy())
@@ -80,9 +81,10 @@ def _train(config, workdir, strategy, hooks):
       if not all(math.isfinite(metrics[k]) for k in _GUARDED):
         raise FloatingPointError(
             f'{", ".join(f"{k} {metrics[k]}" for k in _GUARDED)} at step {current}; stopped '
-            f'without saving, the last good checkpoint is '
-            f'{tf.train.latest_checkpoint(saver.directory)}')
+            f'without saving, the last good checkpoint is {_newest(saver.directory)}')
       metrics['images_per_sec'] = (current - done) * t.batch_size * t.accumulate_steps / seconds
+      if skipped is not None:
+        metrics['skipped_inputs'] = float(skipped.numpy())
       log.progress(current, metrics)
       logged = _crossed(done, current, t.log_every) or current == t.steps
       scalars = dict(metrics if logged else {}, **_run_hooks(hooks, model, current))
@@ -96,9 +98,17 @@ def _train(config, workdir, strategy, hooks):
       if stop:
         break
     log.write_hparams(config, os.path.basename(os.path.abspath(workdir)))
+  if skipped is not None:
+    logging.info('data: %d inputs skipped in this run (data.skip_corrupt)', skipped.numpy())
   if stop:
     raise Preempted(current)
   return model
+
+
+def _newest(directory):
+  """The newest checkpoint found by listing (checkpoints.list_steps), or 'none'."""
+  steps = checkpoints.list_steps(directory)
+  return checkpoints.checkpoint_path(directory, steps[-1]) if steps else 'none'
 
 
 def _run_hooks(hooks, model, step):
@@ -176,8 +186,18 @@ def make_train_loop(model, strategy, step, accumulate_steps):
   return train_loop
 
 
-def _start(config, workdir, strategy, chief):
-  """(model, step, iterator, checkpoint manager), restored from the newest checkpoint if any."""
+def _skip_counter(data):
+  """With data.skip_corrupt, the counter of inputs skipped since this process started (read
+  ahead of training, by prefetching); None otherwise, and under a tf.data service, whose workers
+  read and log."""
+  if not data.skip_corrupt or data.service_address:
+    return None
+  return tf.Variable(0, dtype=tf.int64, trainable=False, name='skipped_inputs')
+
+
+def _start(config, workdir, strategy, chief, skipped):
+  """(model, step, iterator, checkpoint manager), restored from the newest checkpoint if any;
+  the input counts its skipped inputs in `skipped` (_skip_counter)."""
   keras.utils.set_random_seed(config.seed)  # the same initial weights for the same seed
   with strategy.scope():
     model = build_model(config)
@@ -185,13 +205,13 @@ def _start(config, workdir, strategy, chief):
   state = {'model': model, 'optimizer': model.optimizer, 'step': step}
   keep_position = _position_checkpointable(config, strategy)
   if keep_position:
-    state['iterator'] = iter(_distributed_dataset(config, strategy, config.seed))
+    state['iterator'] = iter(_distributed_dataset(config, strategy, config.seed, skipped))
   checkpoint = tf.train.Checkpoint(**state)
   restored = checkpoints.restore_newest(checkpoint, os.path.join(workdir, checkpoints.CHECKPOINTS))
   logging.info('resumed from %s' if restored else 'starting from scratch%s', restored or '')
   # Without a saved position, a restart draws fresh data rather than replaying the first batches.
   iterator = state['iterator'] if keep_position else iter(
-      _distributed_dataset(config, strategy, config.seed + int(step.numpy())))
+      _distributed_dataset(config, strategy, config.seed + int(step.numpy()), skipped))
   saver = checkpoints.manager(checkpoint, workdir, strategy, chief, config.train.keep_checkpoints,
                               restored)
   return model, step, iterator, saver
@@ -216,9 +236,10 @@ def _position_checkpointable(config, strategy):
   return default and not config.data.service_address
 
 
-def _distributed_dataset(config, strategy, seed):
+def _distributed_dataset(config, strategy, seed, skipped):
   return strategy.distribute_datasets_from_function(
-      lambda context: pipeline.make_dataset(config, seed=seed, input_context=context))
+      lambda context: pipeline.make_dataset(config, seed=seed, input_context=context,
+                                            skipped=skipped))
 
 
 def _any_worker_fn(strategy):

@@ -242,6 +242,23 @@ def test_truncated_tfrecord_is_an_error_naming_it_or_skipped(tmp_path, capfd, sk
   assert '(1 skipped so far in this pass)' in log
 
 
+def test_a_truncated_tfrecord_is_read_once(tmp_path, monkeypatch):
+  # the truncation check sums record bytes in the same pass: the reader yields each record once
+  path, real, produced = _truncated_tfrecord(str(tmp_path)), tf.data.TFRecordDataset, []
+
+  def counted(*args, **kwargs):
+    def count(record):
+      produced.append(1)
+      return record
+    return real(*args, **kwargs).map(
+        lambda r: tf.ensure_shape(tf.py_function(count, [r], tf.string), []))
+  inputs = sources.list_inputs(path, 'tfrecord')  # reads a first record to check the format
+  monkeypatch.setattr(tf.data, 'TFRecordDataset', counted)
+  data = _config(path, skip_corrupt=True, format='tfrecord').data
+  images = list(pipeline.one_pass(inputs, data, seed=0))
+  assert len(images) == 5 and len(produced) == 5
+
+
 def test_a_tfrecord_given_as_folder_format_names_the_format_that_reads_it(tmp_path):
   path = _truncated_tfrecord(str(tmp_path))
   with pytest.raises(ValueError, match='data.format=tfrecord'):

@@ -5,6 +5,7 @@ import pytest
 from PIL import Image
 
 from multisiam_tf.eval import labelled
+from multisiam_tf.eval import probe
 
 
 @pytest.fixture
@@ -53,3 +54,28 @@ def test_split_is_contiguous_and_refuses_an_empty_side():
 def test_load_images_reads_a_labelled_folders_images(folder):
   images = labelled.load_images(folder, limit=2)
   assert images.shape == (2, 6, 9, 3)
+
+
+@pytest.mark.parametrize('data_format', ['folder', 'camvid'])
+def test_a_label_of_another_size_than_its_image_is_an_error_naming_it(folder, data_format):
+  Image.fromarray(np.zeros((9, 6), np.uint8)).save(f'{folder}/labels/b.png')  # transposed
+  with pytest.raises(ValueError, match=r'labels/b.png is 6x9 \(WxH\) but its image .*b.jpg is 9x6'):
+    probe.load_splits((4, 5), data=folder, data_format=data_format, num_classes=4)
+
+
+def test_images_without_a_label_are_left_out_with_a_count(folder, caplog):
+  with caplog.at_level('WARNING'):
+    assert len(labelled.pairs(folder)) == 3
+  assert f'1 of the 4 images in {folder}/images have no label of the same name' in caplog.text
+
+
+def test_label_values_beyond_num_classes_are_counted_in_a_warning(folder, caplog):
+  # ids 0, 1, 2 in stripes of 6x3 px, 3 elsewhere: with 2 classes and 3 ignored, c's 2 is unknown
+  with caplog.at_level('WARNING'):
+    probe.load_splits((6, 9), data=folder, num_classes=2, ignore_index=3, train_fraction=0.5)
+  assert '18 label pixels hold class ids >= --num_classes 2 (2) other than the ignore value 3' \
+      in caplog.text
+  caplog.clear()
+  with caplog.at_level('WARNING'):
+    probe.load_splits((6, 9), data=folder, num_classes=3, ignore_index=3, train_fraction=0.5)
+  assert 'label pixels hold class ids' not in caplog.text

@@ -156,3 +156,32 @@ def test_metrics_jsonl_holds_the_logged_scalars(reference_run):
             for e in _tensorboard_events(workdir).Tensors('loss')}
   assert all(set(METRICS) <= set(line) for line in lines)
   assert {line['step']: line['loss'] for line in lines} == pytest.approx(losses, rel=1e-6)
+
+
+def _tfrecord_with_bad_records(image_folder, path):
+  """4 of the folder's images and 2 records without image bytes, in one TFRecord file."""
+  images = sorted(tf.io.gfile.glob(os.path.join(image_folder, '*')))[:4]
+  with tf.io.TFRecordWriter(path) as writer:
+    for image in images + ['', '']:
+      feature = {'image/encoded': tf.train.Feature(bytes_list=tf.train.BytesList(
+          value=[tf.io.read_file(image).numpy()]))} if image else {}
+      writer.write(tf.train.Example(features=tf.train.Features(
+          feature=feature)).SerializeToString())
+  return path
+
+
+def test_skip_corrupt_totals_are_logged_and_written_as_a_scalar(
+    image_folder, tiny, tmp_path, read_events, caplog, capfd):
+  path = _tfrecord_with_bad_records(image_folder, str(tmp_path / 'part.tfrecord'))
+  config = tiny(path, steps=3, steps_per_loop=1, image_every=100)
+  config.data.update(format='tfrecord', skip_corrupt=True, num_examples=4)
+  workdir = str(tmp_path / 'run')
+  with caplog.at_level('INFO'):
+    loop.train(config, workdir, distribute.make_strategy('default'))
+  # 6 images trained: by step 3 at least one whole pass (2 bad records) was read
+  events = read_events(os.path.join(workdir, summaries.EVENTS))['skipped_inputs']
+  with open(os.path.join(workdir, summaries.METRICS)) as f:
+    written = [json.loads(line)['skipped_inputs'] for line in f]
+  assert written == [events[s] for s in (1, 2, 3)] and written[-1] >= 2
+  assert 'data: this pass skipped 2 inputs' in capfd.readouterr().err
+  assert f'data: {int(written[-1])} inputs skipped in this run' in caplog.text

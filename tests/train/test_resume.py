@@ -1,11 +1,12 @@
 """Restarts through the pretrain script: SIGKILL, SIGTERM, a second run, resume; a bad config."""
 
-import logging
+from concurrent import futures
 import os
 import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -106,48 +107,71 @@ def _interrupt(process, saved, moment, rng):
   return True, in_save
 
 
-def test_kill_9_at_random_moments_then_restarts_reach_the_same_weights(
-    image_folder, tiny, tmp_path, subprocess_env, caplog):
-  """5 interruptions (kill -9 inside saves and at random moments, one SIGTERM: exit 42) of one
-  run; a second run on its workdir is refused while one trains; each restart takes the dead
-  run's lock over; the end state equals an uninterrupted run's in float32, bit for bit."""
-  steps, rng = 16, random.Random(0)
-  overrides = [f'--config.train.steps={steps}', '--config.train.checkpoint_every=1',
-               '--config.train.steps_per_loop=1', '--config.train.precision=float32']
-  workdir = str(tmp_path / 'run')
-  saved = os.path.join(workdir, checkpoints.CHECKPOINTS)
-  moments, hits, logs = ['save', 'kill', 'term', 'save', 'kill'], [], []
+# Each start of pretrain.py costs a TensorFlow import and a trace: the kills share few starts, on
+# two workdirs in parallel (the two cores), without image summaries (a trace more per start).
+_RUN = ['--config.train.steps=12', '--config.train.image_every=100',
+        '--config.train.precision=float32']
+_SAVE_EVERY_STEP = ['--config.train.checkpoint_every=1', '--config.train.steps_per_loop=1']
+
+
+def _interrupted_run(command, workdir, moments, seed, env, while_first_trains=lambda p: None):
+  """Starts `command` on `workdir` once per moment and interrupts it there (_interrupt, random
+  delays drawn from `seed`), then runs it to the end; returns, per moment, whether the
+  interruption landed inside a save."""
+  saved, rng, hits = os.path.join(workdir, checkpoints.CHECKPOINTS), random.Random(seed), []
   for i, moment in enumerate(moments):
-    log = open(tmp_path / f'log{i}.txt', 'w+')  # pylint: disable=consider-using-with
-    logs.append(log)
-    process = subprocess.Popen(_pretrain(workdir, image_folder, *overrides), env=subprocess_env,
-                               stdout=log, stderr=subprocess.STDOUT, text=True)
-    if i == 0:  # a second run while this one trains
-      _wait_for(lambda: os.path.exists(os.path.join(workdir, checkpoints.LOCK)), process, 'lock')
-      locked = f'in use by the run of pid {process.pid}'
-      with pytest.raises(checkpoints.WorkdirLocked, match=locked):
-        loop.train(tiny(image_folder, steps=steps), workdir, distribute.make_strategy('default'))
-    sent, in_save = _interrupt(process, saved, moment, rng)
-    hits.append(in_save)
-    if moment == 'term' and sent:
-      assert process.returncode == loop.PREEMPTED_EXIT_CODE
-      log.seek(0)
-      assert f'exit code {loop.PREEMPTED_EXIT_CODE}' in log.read()
-  assert any(hits), 'no interruption landed inside a save'
-  for log in logs:
-    log.close()
-  final = subprocess.run(_pretrain(workdir, image_folder, *overrides), env=subprocess_env,
-                         capture_output=True, text=True, timeout=600)
+    with tempfile.TemporaryFile('w+') as log:
+      process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+      try:
+        if i == 0:
+          while_first_trains(process)
+        sent, in_save = _interrupt(process, saved, moment, rng)
+      finally:  # a failed check leaves no run behind
+        if process.poll() is None:
+          process.kill()
+      hits.append(in_save)
+      if moment == 'term' and sent:
+        assert process.returncode == loop.PREEMPTED_EXIT_CODE
+        log.seek(0)
+        assert f'exit code {loop.PREEMPTED_EXIT_CODE}' in log.read()
+  final = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
   assert final.returncode == 0, final.stderr[-3000:]
   assert 'taking over the lock of a run that is gone' in final.stderr
-  with caplog.at_level(logging.INFO):
-    loop.train(tiny(image_folder, steps=steps), workdir, distribute.make_strategy('default'))
-  assert f'already complete at step {steps}' in caplog.text
+  return hits
 
-  reference = str(tmp_path / 'reference')
-  loop.train(tiny(image_folder, steps=steps), reference, distribute.make_strategy('default'))
-  _assert_same_state(*(os.path.join(w, checkpoints.CHECKPOINTS, f'ckpt-{steps}')
-                       for w in (reference, workdir)))
+
+def test_kill_9_at_random_moments_then_restarts_reach_the_same_weights(
+    image_folder, tiny, tmp_path, subprocess_env):
+  """5 interruptions (kill -9 inside saves and at random moments, one SIGTERM: exit 42) of two
+  runs; a second run on a workdir is refused while one trains; each restart takes the dead
+  run's lock over; both end states equal an uninterrupted run's in float32, bit for bit."""
+  workdirs = [str(tmp_path / name) for name in ('a', 'b', 'reference')]
+  command = lambda workdir, flags=tuple(_SAVE_EVERY_STEP): _pretrain(
+      workdir, image_folder, *_RUN, *flags)
+
+  def second_run_refused(process):
+    _wait_for(lambda: os.path.exists(os.path.join(workdirs[0], checkpoints.LOCK)), process, 'lock')
+    with pytest.raises(checkpoints.WorkdirLocked, match=f'in use by the run of pid {process.pid}'):
+      loop.train(tiny(image_folder), workdirs[0], distribute.make_strategy('default'))
+
+  def run_b_then_reference():
+    hits = _interrupted_run(command(workdirs[1]), workdirs[1], ['kill', 'save'], 2, subprocess_env)
+    # One loop and one save: where loops end must not change the updates (compared below too).
+    one_loop = ['--config.train.steps_per_loop=12', '--config.train.checkpoint_every=12']
+    reference = subprocess.run(command(workdirs[2], one_loop), env=subprocess_env,
+                               capture_output=True, text=True, timeout=600)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    return hits
+
+  with futures.ThreadPoolExecutor(2) as pool:
+    a = pool.submit(_interrupted_run, command(workdirs[0]), workdirs[0], ['save', 'term', 'kill'],
+                    1, subprocess_env, second_run_refused)
+    b = pool.submit(run_b_then_reference)
+    hits = a.result() + b.result()
+  assert any(hits), 'no interruption landed inside a save'
+  last = [os.path.join(w, checkpoints.CHECKPOINTS, 'ckpt-12') for w in workdirs]
+  _assert_same_state(last[2], last[0])
+  _assert_same_state(last[2], last[1])
 
 
 def _assert_same_state(path_a, path_b):

@@ -17,19 +17,38 @@ def read_tfrecords(files, image_key=TFRECORD_IMAGE_KEY, all_files=()):
 
   A file of `all_files` that ends inside a record (truncated) gives, after its whole records, an
   element keyed 'file:truncated' whose problem says so: an error naming the file, or with
-  data.skip_corrupt the rest of that file skipped and counted.
+  data.skip_corrupt the rest of that file skipped and counted. Each file is read once.
   """
-  missing = f'the record has no image bytes under {image_key!r} (missing or empty feature)'
   sizes = _file_sizes(all_files)
 
   def records(f):
-    def element(i, serialized):
-      encoded = _parse(serialized, image_key)
-      problem = tf.where(tf.equal(encoded, ''), missing, '')
-      return tf.strings.join([f, tf.strings.as_string(i)], ':'), encoded, problem
-    read = tf.data.TFRecordDataset(f).ignore_errors()  # a truncated end: checked below
-    return read.enumerate().map(element).concatenate(_truncation(f, read, sizes))
+    read = tf.data.TFRecordDataset(f).ignore_errors()  # a truncated end: checked at the sentinel
+    ended = read.map(lambda r: (r, False)).concatenate(
+        tf.data.Dataset.from_tensors((tf.constant(''), True)))
+    scan = _record_scan(f, sizes.lookup(f), image_key)
+    return ended.scan((tf.constant(0, tf.int64),) * 2, scan).filter(
+        lambda *element: element[3]).map(lambda *element: element[:3])
   return files.interleave(records, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def _record_scan(f, size, image_key):
+  """The scan over file `f`'s records and an end sentinel: (record index, bytes in whole records)
+  carried, (key, encoded, problem, keep) emitted; the sentinel is kept, keyed 'f:truncated', only
+  when the whole records hold fewer bytes than the file's `size` (-1: not checked)."""
+  missing = f'the record has no image bytes under {image_key!r} (missing or empty feature)'
+
+  def scan(state, record):
+    (index, whole), (serialized, end) = state, record
+    encoded = _parse(serialized, image_key)  # the sentinel '' parses as an empty Example
+    truncated = tf.strings.format(
+        'truncated TFRecord: its {} bytes end inside a record; only the first {} bytes hold '
+        'whole records', (size, whole))
+    problem = tf.where(end, truncated, tf.where(tf.equal(encoded, ''), missing, ''))
+    key = tf.strings.join([f, tf.where(end, 'truncated', tf.strings.as_string(index))], ':')
+    keep = tf.logical_not(end) | ((size >= 0) & (whole < size))
+    whole += tf.cast(tf.strings.length(serialized), tf.int64) + _RECORD_FRAMING
+    return (index + 1, whole), (key, encoded, problem, keep)
+  return scan
 
 
 def _file_sizes(paths):
@@ -38,19 +57,6 @@ def _file_sizes(paths):
   sizes = [tf.io.gfile.stat(p).length if p else -1 for p in paths]
   return tf.lookup.StaticHashTable(
       tf.lookup.KeyValueTensorInitializer(paths, tf.constant(sizes, tf.int64)), -1)
-
-
-def _truncation(f, read, sizes):
-  """One (key, '', problem) element when file `f` holds fewer bytes in whole records than it has,
-  else none; the whole records' bytes are summed over a second read of the file."""
-  whole = read.reduce(tf.constant(0, tf.int64), lambda total, record: (
-      total + tf.cast(tf.strings.length(record), tf.int64) + _RECORD_FRAMING))
-  size = sizes.lookup(f)
-  problem = tf.strings.format(
-      'truncated TFRecord: its {} bytes end inside a record; only the first {} bytes hold whole '
-      'records', (size, whole))
-  element = (tf.strings.join([f, 'truncated'], ':'), tf.constant(''), problem)
-  return tf.data.Dataset.from_tensors(element).filter(lambda *_: (size >= 0) & (whole < size))
 
 
 def image_keys(record):
