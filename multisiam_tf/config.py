@@ -15,6 +15,7 @@ import importlib.util
 import json
 import math
 import os
+import sys
 
 from absl import flags
 from absl import logging
@@ -257,6 +258,8 @@ def define_config_flag(name='config'):
   """The --config flag: a config file[:arg] or a run's config.json, with --config.a.b=value."""
   holder = config_flags.DEFINE_config_file(name, None, _config_flag_help())
   flags.FLAGS[name].parser = _FileParser(name)
+  # A key flag of the running script, which --help lists (it shows the main module's flags).
+  flags.FLAGS.register_key_flag_for_module(sys.argv[0], flags.FLAGS[name])
   return holder
 
 

@@ -77,14 +77,20 @@ def _eval_steps(steps, eval_every):
   return tuple(range(eval_every, steps, eval_every)) + (steps,) if eval_every else (steps,)
 
 
-def _validate_rows(rows, changes):
-  """(row name -> its validated config with `changes`, same-run key -> the first row's name)."""
+def _validate_rows(rows, selected, changes):
+  """(row name -> its validated config with `changes`, same-run key -> the first row's name).
+
+  A row that is not selected and is invalid with `changes` (e.g. K = 5 on a 2x2 map) is left
+  out: it can share a run with none that is valid.
+  """
   validated, first_with = {}, {}
   for row in rows:
     try:
       config = config_lib.validate(config_lib.override(row.config.copy_and_resolve_references(),
                                                        changes))
     except (config_lib.ConfigError, TypeError, KeyError, AttributeError) as e:
+      if row.name not in selected:
+        continue
       raise config_lib.ConfigError(f'row {row.name}: {e}') from e
     validated[row.name] = config
     first_with.setdefault(_same_run_key(config), row.name)
@@ -104,7 +110,7 @@ def plan(rows, selected, seeds, out, pretrain, overrides=(), eval_every=0):
     eval_every: also evaluate every this many steps (its checkpoints are kept); 0: the last only.
 
   Raises:
-    ConfigError naming the row whose config is invalid.
+    ConfigError naming the selected row whose config is invalid.
   """
   if not seeds:
     raise ValueError('a study needs at least one seed')
@@ -113,7 +119,7 @@ def plan(rows, selected, seeds, out, pretrain, overrides=(), eval_every=0):
   if unknown:
     raise config_lib.ConfigError(f'unknown rows {unknown}; known: {", ".join(by_name)}')
   overrides = list(overrides)
-  validated, first_with = _validate_rows(rows, parse_overrides(overrides))
+  validated, first_with = _validate_rows(rows, set(selected), parse_overrides(overrides))
   run_of = {name: first_with[_same_run_key(validated[name])] for name in selected}
   names = list(dict.fromkeys(run_of.values()))
   schedules = {name: config_lib.resolve_schedule(validated[name]) for name in names}

@@ -25,9 +25,9 @@ TINY_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'ti
 GLOBAL_BATCH = 4
 
 
-def same_global_batches(config, *, seed, input_context=None, batch_size=None):
+def same_global_batches(config, *, seed, input_context=None, batch_size=None, skipped=None):
   """Element j: slice j % R of global batch j // R, R the replicas this pipeline feeds."""
-  del batch_size
+  del batch_size, skipped
   replicas = input_context.num_replicas_in_sync // input_context.num_input_pipelines
   size = config.data.image_size
 

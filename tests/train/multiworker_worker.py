@@ -24,6 +24,7 @@ def main(images, workdir, out):
   config = config_lib.load(TINY_CONFIG).get_config()
   config.data.path = images
   config.train.steps = 3
+  config.train.batch_size = 4  # 2 per replica: batch norm needs two images
   config.train.image_every = 100
   model = loop.train(config, workdir, strategy)
   # BN moving statistics are each worker's own (local batch statistics without sync_bn).

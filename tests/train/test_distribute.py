@@ -97,5 +97,5 @@ def test_multi_worker_runs_with_identical_weights(tmp_path, image_folder, subpro
   for name in chief.files:
     np.testing.assert_array_equal(chief[name], other[name], err_msg=name)
   # Only the chief keeps checkpoints, config and logs; the other worker's temporary save is gone.
-  assert sorted(os.listdir(workdir)) == ['checkpoints', 'config.json', 'train']
+  assert sorted(os.listdir(workdir)) == ['checkpoints', 'config.json', 'metrics.jsonl', 'train']
   assert tf.train.latest_checkpoint(os.path.join(workdir, 'checkpoints')).endswith('ckpt-3')

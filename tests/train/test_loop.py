@@ -176,7 +176,7 @@ def test_skip_corrupt_totals_are_logged_and_written_as_a_scalar(
   config = tiny(path, steps=3, steps_per_loop=1, image_every=100)
   config.data.update(format='tfrecord', skip_corrupt=True, num_examples=4)
   workdir = str(tmp_path / 'run')
-  with caplog.at_level('INFO'):
+  with caplog.at_level('INFO', logger='absl'):  # absl's level, which parsed flags may raise
     loop.train(config, workdir, distribute.make_strategy('default'))
   # 6 images trained: by step 3 at least one whole pass (2 bad records) was read
   events = read_events(os.path.join(workdir, summaries.EVENTS))['skipped_inputs']

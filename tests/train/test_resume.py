@@ -54,7 +54,8 @@ def test_sigkill_then_restart_resumes_and_matches_an_uninterrupted_run(
                           capture_output=True, text=True, timeout=600)
   assert second.returncode == 0, second.stderr[-3000:]
   assert f'resumed from {saved}/ckpt-{killed_at}' in second.stderr
-  assert f'{killed_at + 1}/6 [' in second.stdout  # the progress line counts on from there
+  resumed_steps = 6 - killed_at  # the progress bar counts this session's updates
+  assert f'{resumed_steps}/{resumed_steps} - ' in second.stdout
   assert tf.train.latest_checkpoint(saved).endswith('ckpt-6')
   # The input position is restored with the weights: the resumed steps see the same batches.
   reference = read_events(os.path.join(reference_run[0], summaries.EVENTS))['loss']
