@@ -75,7 +75,7 @@ def test_overrides_reach_every_row_and_a_bad_one_names_the_row(tmp_path):
   assert (c.train.steps, tuple(c.data.area_range)) == (7, (0.3, 1.0))
   with pytest.raises(config_lib.ConfigError, match=r"row table4/byol: .*'model.kmeans.k' is 0"):
     make_plan(str(tmp_path), ['table4/byol'], overrides=('model.kmeans.k=0',))
-  with pytest.raises(config_lib.ConfigError, match='row table1/byol'):
+  with pytest.raises(config_lib.ConfigError, match='row table4/byol'):
     make_plan(str(tmp_path), ['table4/byol'], overrides=('model.nope=1',))
 
 
