@@ -123,12 +123,12 @@ def test_restart_with_another_model_is_refused_before_writing(
 
 
 def test_config_json_records_the_run_and_reruns_it(reference_run, image_folder, tiny_config,
-                                                   tmp_path, read_events):
+                                                   tmp_path, read_events, lane_precision):
   """--config runs/x/config.json: the same losses, the precision `auto` chose, the record."""
   path = os.path.join(reference_run[0], checkpoints.CONFIG)
   with open(path) as f:
     record = json.load(f)['run']
-  assert (record['precision'], record['replicas']) == ('float32', 1)
+  assert (record['precision'], record['replicas']) == (lane_precision, 1)  # the run's lane
   assert record['versions']['tensorflow'] == tf.__version__
   assert re.fullmatch(r'[0-9a-f]{40}(-dirty)?|', record['git_commit'])
   config = config_lib.validate(config_lib._FileParser('config').parse(path))
