@@ -40,10 +40,10 @@ def _record_scan(f, size, image_key):
   def scan(state, record):
     (index, whole), (serialized, end) = state, record
     encoded = _parse(serialized, image_key)  # the sentinel '' parses as an empty Example
-    truncated = tf.strings.format(
+    # The message is formatted at the sentinel only, not once per record.
+    problem = tf.cond(end, lambda: tf.strings.format(
         'truncated TFRecord: its {} bytes end inside a record; only the first {} bytes hold '
-        'whole records', (size, whole))
-    problem = tf.where(end, truncated, tf.where(tf.equal(encoded, ''), missing, ''))
+        'whole records', (size, whole)), lambda: tf.where(tf.equal(encoded, ''), missing, ''))
     key = tf.strings.join([f, tf.where(end, 'truncated', tf.strings.as_string(index))], ':')
     keep = tf.logical_not(end) | ((size >= 0) & (whole < size))
     whole += tf.cast(tf.strings.length(serialized), tf.int64) + _RECORD_FRAMING
