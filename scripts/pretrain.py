@@ -27,6 +27,7 @@ from multisiam_tf.train import checkpoints
 from multisiam_tf.train import distribute
 from multisiam_tf.train import loop
 from multisiam_tf.train import summaries
+from multisiam_tf.train import workdir_lock
 
 _CONFIG = config_lib.define_config_flag('config')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory of the run: config, checkpoints, logs.')
@@ -51,7 +52,7 @@ def main(argv):
     profiler = summaries.Profiler([int(s) for s in _PROFILE_STEPS.value], _WORKDIR.value)
     loop.train(config, _WORKDIR.value, strategy,
                online.hooks(config, distribute.is_chief(strategy)) + [profiler])
-  except (config_lib.ConfigError, checkpoints.WorkdirLocked) as e:
+  except (config_lib.ConfigError, workdir_lock.WorkdirLocked) as e:
     sys.exit(f'error: {e}')
   except loop.Preempted as e:
     print(f'{e}; exit code {loop.PREEMPTED_EXIT_CODE}: restart on this workdir to resume')

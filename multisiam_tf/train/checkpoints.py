@@ -1,5 +1,5 @@
 """A run's checkpoints: where they are, the newest readable one, the online backbone of one; the
-run's config.json and the lock that keeps a second run out of its workdir.
+run's config.json (the workdir's lock: train/workdir_lock.py).
 
 A workdir holds config.json (the run's config, its schedule in steps, and under `run` what the
 run resolved: precision, strategy, versions, commit), lock.json while a run trains in it, and
@@ -10,13 +10,10 @@ files, by rename), so a save killed midway leaves no checkpoint that seems whole
 them; export, probing and fine-tuning read them through this module.
 """
 
-import contextlib
-import datetime
 from importlib import metadata
 import json
 import os
 import re
-import socket
 import subprocess
 
 from absl import logging
@@ -30,15 +27,10 @@ from multisiam_tf.models import multisiam
 
 CHECKPOINTS = 'checkpoints'
 CONFIG = 'config.json'
-LOCK = 'lock.json'
 # Fields a restart may change: how long, how often, where the data service is.
 _RESTART_MAY_CHANGE = ('train.', 'optim.', 'seed', 'data.service_address')
 _INDEX = re.compile(r'ckpt-(\d+)\.index$')
 _DATA = re.compile(r'ckpt-(\d+)\.data-\d+-of-\d+$')
-
-
-class WorkdirLocked(RuntimeError):
-  """Another live run holds the workdir."""
 
 
 class ConfigChanged(config_lib.ConfigError):
@@ -100,73 +92,6 @@ def check_restart(config, saved):
   for k, (before, after) in changed.items():
     logging.info('restart changes %s: %r -> %r', k, before, after)
   return changed
-
-
-@contextlib.contextmanager
-def lock(workdir, chief=True):
-  """Holds workdir/lock.json (host, pid, start time) while the block runs; the chief's alone.
-
-  A lock whose holder is gone (this host, no such process) is taken over with a warning;
-  a live holder, or one on another host, raises WorkdirLocked naming it.
-  """
-  if not chief:
-    yield
-    return
-  tf.io.gfile.makedirs(workdir)
-  path = os.path.join(workdir, LOCK)
-  mine = {'host': socket.gethostname(), 'pid': os.getpid(),
-          'started': datetime.datetime.now().isoformat(timespec='seconds')}
-  while not _create(path, mine):
-    _take_over_if_stale(path, workdir)
-  try:
-    yield
-  finally:
-    if _read_lock(path) == mine:
-      os.remove(path)
-
-
-def _create(path, holder):
-  """Writes the lock file if none exists (O_EXCL: of two runs exactly one creates it)."""
-  try:
-    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-  except FileExistsError:
-    return False
-  with os.fdopen(fd, 'w') as f:
-    json.dump(holder, f)
-  return True
-
-
-def _read_lock(path):
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except (OSError, ValueError):
-    return None
-
-
-def _take_over_if_stale(path, workdir):
-  holder = _read_lock(path)
-  if holder and holder.get('host') == socket.gethostname() and _alive(holder['pid']):
-    raise WorkdirLocked(
-        f'{workdir} is in use by the run of pid {holder["pid"]} on {holder["host"]}, started '
-        f'{holder["started"]} ({path}); wait for it to end, stop it, or use another --workdir')
-  if holder and holder.get('host') != socket.gethostname():
-    raise WorkdirLocked(
-        f'{workdir} is in use by the run of pid {holder["pid"]} on host {holder["host"]}, '
-        f'started {holder["started"]} ({path}); if that run is gone, delete {path}')
-  logging.warning('taking over the lock of a run that is gone: %s', holder or 'unreadable')
-  with contextlib.suppress(FileNotFoundError):
-    os.remove(path)
-
-
-def _alive(pid):
-  try:
-    os.kill(pid, 0)
-  except ProcessLookupError:
-    return False
-  except PermissionError:  # another user's process
-    return True
-  return True
 
 
 def manager(checkpoint, workdir, strategy, chief, keep, restored=None):

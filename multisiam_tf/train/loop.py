@@ -26,6 +26,7 @@ from multisiam_tf.train import checkpoints
 from multisiam_tf.train import distribute
 from multisiam_tf.train import optimizers
 from multisiam_tf.train import summaries
+from multisiam_tf.train import workdir_lock
 
 
 _GUARDED = ('loss', 'grad_norm')  # the run stops at the update where either is not finite
@@ -49,9 +50,9 @@ def train(config, workdir, strategy, hooks=()):
   hook.next_step(step) -> the next step (or None) at which a loop must end for it
   (eval/online.py's probe, summaries.Profiler). Raises Preempted after SIGTERM,
   config_lib.ConfigError for a config this strategy or this workdir cannot run,
-  checkpoints.WorkdirLocked while another run trains in the workdir.
+  workdir_lock.WorkdirLocked while another run trains in the workdir.
   """
-  with checkpoints.lock(workdir, distribute.is_chief(strategy)):
+  with workdir_lock.lock(workdir, distribute.is_chief(strategy)):
     return _train(config, workdir, strategy, hooks)
 
 

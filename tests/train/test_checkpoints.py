@@ -16,6 +16,7 @@ from multisiam_tf.train import checkpoints
 from multisiam_tf.train import distribute
 from multisiam_tf.train import loop
 from multisiam_tf.train import summaries
+from multisiam_tf.train import workdir_lock
 
 
 def test_restore_backbone_reads_the_chosen_checkpoint(reference_run):
@@ -119,7 +120,7 @@ def test_restart_with_another_model_is_refused_before_writing(
     loop.train(config, finished_run, distribute.make_strategy('default'))
   with open(path) as f:
     assert f.read() == before
-  assert not os.path.exists(os.path.join(finished_run, checkpoints.LOCK))
+  assert not os.path.exists(os.path.join(finished_run, workdir_lock.LOCK))
 
 
 def test_config_json_records_the_run_and_reruns_it(reference_run, image_folder, tiny_config,

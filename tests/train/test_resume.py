@@ -17,6 +17,7 @@ from multisiam_tf.train import checkpoints
 from multisiam_tf.train import distribute
 from multisiam_tf.train import loop
 from multisiam_tf.train import summaries
+from multisiam_tf.train import workdir_lock
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -151,8 +152,9 @@ def test_kill_9_at_random_moments_then_restarts_reach_the_same_weights(
       workdir, image_folder, *_RUN, *flags)
 
   def second_run_refused(process):
-    _wait_for(lambda: os.path.exists(os.path.join(workdirs[0], checkpoints.LOCK)), process, 'lock')
-    with pytest.raises(checkpoints.WorkdirLocked, match=f'in use by the run of pid {process.pid}'):
+    _wait_for(lambda: os.path.exists(os.path.join(workdirs[0], workdir_lock.LOCK)), process, 'lock')
+    with pytest.raises(workdir_lock.WorkdirLocked,
+                       match=f'in use by the run of pid {process.pid}'):
       loop.train(tiny(image_folder), workdirs[0], distribute.make_strategy('default'))
 
   def run_b_then_reference():
