@@ -14,24 +14,13 @@ def _f32(x):
   return tf.cast(x, tf.float32)
 
 
-def negative_cosine(a, b):
-  """-cos(a, b) along the last axis, float32 of shape a.shape[:-1] (eqs. 1, 10, 15)."""
-  a = tf.math.l2_normalize(_f32(a), axis=-1)
-  b = tf.math.l2_normalize(_f32(b), axis=-1)
-  return -tf.reduce_sum(a * b, axis=-1)
-
-
-def byol_loss(q, z_target):
-  """L_1D_img: mean over the batch of -cos(q, z') for q, z' [B, D] (eq. 1)."""
-  return tf.reduce_mean(negative_cosine(q, tf.stop_gradient(z_target)))
-
-
-def cluster_loss(q_map, target_map):
-  """L_2D: mean over pixels and batch of -cos(Q_ij, T_ij) for [B, H, W, C] maps.
-
-  T = Kmeans(R') gives L_2D_cluster (eq. 10); T = R' gives L_2D_wo_cluster (eq. 15, App. B.1).
-  """
-  return tf.reduce_mean(negative_cosine(q_map, tf.stop_gradient(target_map)))
+def negative_cosine(online, target):
+  """Mean of -cos(online, target) over every axis but the last, for [..., D] pairs: L_1D_img for
+  q, z' [B, D] (eq. 1), L_2D for [B, H, W, C] maps Q and T, with T = Kmeans(R') L_2D_cluster
+  (eq. 10), with T = R' L_2D_wo_cluster (eq. 15, App. B.1). A float32 scalar."""
+  online = tf.math.l2_normalize(_f32(online), axis=-1)
+  target = tf.math.l2_normalize(tf.stop_gradient(_f32(target)), axis=-1)
+  return -tf.reduce_mean(tf.reduce_sum(online * target, axis=-1))
 
 
 def dense_cluster_loss(q_map, target_map, assignment):

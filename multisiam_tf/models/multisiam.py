@@ -1,4 +1,4 @@
-"""MultiSiam: the online and target networks, the symmetrised loss and the training step.
+"""MultiSiam: the online and target networks, the symmetrised loss and the EMA target update.
 
 One forward direction (online view a, target view b), paper §3:
   F = f_theta(v_a)        F' = f_xi(v_b)                    backbones, C5 maps
@@ -8,7 +8,8 @@ One forward direction (online view a, target view b), paper §3:
       Q = sum sim(R, R) q(R)                                attention predictor    (eqs. 8-9)
       L_2D = -cos(Q, Kmeans(R'))                                                    (eq. 10)
   L = lambda L_1D + (1 - lambda) L_2D, averaged over both directions               (eq. 11)
-The target is the EMA of the online network (eq. 2), updated after each optimizer step.
+The target is the EMA of the online network (eq. 2), updated after each optimizer step
+(apply_update; train/loop.py takes the gradient of forward's loss).
 `method: byol` keeps the 1D branch only; `multisiam_moco` is App. B.2 (MultiSiamMoCo).
 `build(config)` makes the model of `config.model.method`.
 """
@@ -26,11 +27,13 @@ from multisiam_tf.models import target as target_lib
 # Plain TF with no data-dependent Python control flow: AutoGraph would only add tracing time.
 _plain_graph = tf.autograph.experimental.do_not_convert
 
-_METRICS = ('loss', 'loss_1d', 'loss_2d', 'fallback_rate', 'projection_std')
 
 
 class MultiSiam(keras.Model):
   """Online network (trained) and target network (EMA of the online one), per config.model."""
+
+  # The float32 scalars of forward's metrics and of apply_update, which the training loop carries.
+  METRICS = ('loss', 'loss_1d', 'loss_2d', 'fallback_rate', 'projection_std', 'tau', 'lr')
 
   def __init__(self, config, **kwargs):
     super().__init__(name='multisiam', **kwargs)
@@ -46,7 +49,6 @@ class MultiSiam(keras.Model):
       self.online_projector_2d = heads.conv_mlp(hidden, out, 'online_projector_2d', sync_bn)
       self.target_projector_2d = heads.conv_mlp(hidden, out, 'target_projector_2d', sync_bn)
     self._build_online_only()
-    self.trackers = {name: keras.metrics.Mean(name=name) for name in _METRICS}
 
   def _build_online_only(self):
     """The predictors p (1D) and q with attention (2D, eqs. 8-9), which the target lacks."""
@@ -65,10 +67,6 @@ class MultiSiam(keras.Model):
   @property
   def online_variables(self):
     return [v for module in self._online_modules() for v in module.trainable_variables]
-
-  @property
-  def metrics(self):
-    return list(self.trackers.values())
 
   def target_pairs(self):
     """(target, online) modules whose weights the EMA ties together (eq. 2)."""
@@ -108,8 +106,8 @@ class MultiSiam(keras.Model):
 
   def _direction(self, online, target, box_a, box_b, training):
     """View a online, view b target: L_1D (eq. 1) and L_2D (eqs. 3-10, or eq. 15)."""
-    out = {'loss_1d': losses.byol_loss(self.predictor(online['z'], training=training),
-                                       target['z'])}
+    out = {'loss_1d': losses.negative_cosine(self.predictor(online['z'], training=training),
+                                             target['z'])}
     if not self.two_d:
       return out
     r, r_t = self._align(tf.cast(online['g'], tf.float32), tf.cast(target['g'], tf.float32),
@@ -117,14 +115,14 @@ class MultiSiam(keras.Model):
     q_map = self.predictor_2d(r, training=training)
     km = self.config.model.kmeans
     if not km.enabled:
-      out['loss_2d'] = losses.cluster_loss(q_map, r_t)  # eq. 15
+      out['loss_2d'] = losses.negative_cosine(q_map, r_t)  # eq. 15
       return out
     centroids, assignment = kmeans_lib.kmeans(r_t, km.k, km.iterations, km.metric)
     out['assignment'] = assignment
     if km.dense:
       out['loss_2d'] = losses.dense_cluster_loss(q_map, r_t, assignment)
     else:
-      out['loss_2d'] = losses.cluster_loss(q_map, centroids)  # eq. 10
+      out['loss_2d'] = losses.negative_cosine(q_map, centroids)  # eq. 10
     return out
 
   def _align(self, g, g_t, box_a, box_b):
@@ -166,16 +164,6 @@ class MultiSiam(keras.Model):
   # Training.
 
   @_plain_graph
-  def gradients(self, batch):
-    """(grads aligned with online_variables, metrics) of eq. 11 on one batch."""
-    with tf.GradientTape() as tape:
-      metrics, _ = self.forward(batch, training=True)
-      replicas = tf.distribute.get_strategy().num_replicas_in_sync
-      # The optimizer sums gradients over replicas; each replica contributes its share of the mean.
-      loss = self.optimizer.scale_loss(metrics['loss'] / replicas)
-    return tape.gradient(loss, self.online_variables), metrics
-
-  @_plain_graph
   def apply_update(self, grads):
     """One optimizer step on the online weights, then the EMA target update (eq. 2)."""
     self.optimizer.apply(grads, self.online_variables)
@@ -191,22 +179,6 @@ class MultiSiam(keras.Model):
     target_lib.ema_update([(t, o) for target, online in self.target_pairs()
                            for t, o in zip(target.trainable_variables,
                                            online.trainable_variables)], tau)
-
-  @_plain_graph
-  def train_step(self, batch):
-    grads, metrics = self.gradients(batch)
-    metrics.update(self.apply_update(grads))
-    return self._track(metrics)
-
-  @_plain_graph
-  def test_step(self, batch):
-    metrics, _ = self.forward(batch, training=False)
-    return self._track(metrics)
-
-  def _track(self, metrics):
-    for name in _METRICS:
-      self.trackers[name].update_state(metrics[name])
-    return metrics
 
   @_plain_graph
   def cluster_maps(self, batch):

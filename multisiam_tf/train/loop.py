@@ -52,64 +52,54 @@ def train(config, workdir, strategy, hooks=()):
   config_lib.ConfigError for a config this strategy or this workdir cannot run,
   workdir_lock.WorkdirLocked while another run trains in the workdir.
   """
-  with workdir_lock.lock(workdir, distribute.is_chief(strategy)):
-    return _train(config, workdir, strategy, hooks)
-
-
-def _train(config, workdir, strategy, hooks):
-  config = config_lib.resolve_schedule(_with_num_examples(config, workdir))
-  t, chief = config.train, distribute.is_chief(strategy)
-  config_lib.check_replica_batch(config, strategy.num_replicas_in_sync)
-  precision = distribute.choose_precision(t.precision, strategy)
-  if chief:  # refuses another run's workdir before writing anything
-    checkpoints.write_config(config, workdir, checkpoints.run_record(strategy, precision))
-  skipped = _skip_counter(config.data)
-  model, step, iterator, saver = _start(config, workdir, strategy, chief, skipped)
-  train_loop = make_train_loop(model, strategy, step, t.accumulate_steps)
-  any_worker = _any_worker_fn(strategy)
-  current = int(step.numpy())
-  if current >= t.steps:
-    logging.info('already complete at step %d (train.steps %d)', current, t.steps)
+  chief = distribute.is_chief(strategy)
+  with workdir_lock.lock(workdir, chief):
+    config, model, step, iterator, saver, skipped = _start(config, workdir, strategy, chief)
+    t, current = config.train, int(step.numpy())
+    if current >= t.steps:
+      logging.info('already complete at step %d (train.steps %d)', current, t.steps)
+      return model
+    train_loop = make_train_loop(model, strategy, step, t.accumulate_steps)
+    any_worker = _any_worker_fn(strategy)
+    log = summaries.RunLog(workdir, current, t.steps, chief)
+    with log.writer.as_default(), _Preemption() as preemption:
+      while current < t.steps:
+        start = time.time()
+        metrics = train_loop(iterator, tf.constant(_loop_length(current, t, hooks), tf.int64))
+        metrics = {k: float(v) for k, v in metrics.items()}
+        seconds = time.time() - start
+        done, current = current, int(step.numpy())
+        _check_finite(metrics, current, saver.directory)
+        metrics['images_per_sec'] = (current - done) * t.batch_size * t.accumulate_steps / seconds
+        if skipped is not None:
+          metrics['skipped_inputs'] = float(skipped.numpy())
+        log.progress(current, metrics)
+        logged = _crossed(done, current, t.log_every) or current == t.steps
+        scalars = dict(metrics if logged else {}, **_run_hooks(hooks, model, current))
+        if scalars:
+          log.scalars(current, scalars)
+        if _crossed(done, current, t.image_every):
+          summaries.write_images(model, strategy, iterator, current, chief)
+        stop = bool(any_worker(preemption.requested))
+        if _crossed(done, current, t.checkpoint_every) or current == t.steps or stop:
+          checkpoints.save(saver, current, chief)
+        if stop:
+          break
+      log.write_hparams(config, os.path.basename(os.path.abspath(workdir)))
+    if skipped is not None:
+      logging.info('data: %d inputs skipped in this run (data.skip_corrupt)', skipped.numpy())
+    if stop:
+      raise Preempted(current)
     return model
-  log = summaries.RunLog(workdir, current, t.steps, chief)
-  with log.writer.as_default(), _Preemption() as preemption:
-    while current < t.steps:
-      start = time.time()
-      metrics = train_loop(iterator, tf.constant(_loop_length(current, t, hooks), tf.int64))
-      metrics = {k: float(v) for k, v in metrics.items()}
-      seconds = time.time() - start
-      done, current = current, int(step.numpy())
-      if not all(math.isfinite(metrics[k]) for k in _GUARDED):
-        raise FloatingPointError(
-            f'{", ".join(f"{k} {metrics[k]}" for k in _GUARDED)} at step {current}; stopped '
-            f'without saving, the last good checkpoint is {_newest(saver.directory)}')
-      metrics['images_per_sec'] = (current - done) * t.batch_size * t.accumulate_steps / seconds
-      if skipped is not None:
-        metrics['skipped_inputs'] = float(skipped.numpy())
-      log.progress(current, metrics)
-      logged = _crossed(done, current, t.log_every) or current == t.steps
-      scalars = dict(metrics if logged else {}, **_run_hooks(hooks, model, current))
-      if scalars:
-        log.scalars(current, scalars)
-      if _crossed(done, current, t.image_every):
-        summaries.write_images(model, strategy, iterator, current, chief)
-      stop = bool(any_worker(preemption.requested))
-      if _crossed(done, current, t.checkpoint_every) or current == t.steps or stop:
-        checkpoints.save(saver, current, chief)
-      if stop:
-        break
-    log.write_hparams(config, os.path.basename(os.path.abspath(workdir)))
-  if skipped is not None:
-    logging.info('data: %d inputs skipped in this run (data.skip_corrupt)', skipped.numpy())
-  if stop:
-    raise Preempted(current)
-  return model
 
 
-def _newest(directory):
-  """The newest checkpoint found by listing (checkpoints.list_steps), or 'none'."""
-  steps = checkpoints.list_steps(directory)
-  return checkpoints.checkpoint_path(directory, steps[-1]) if steps else 'none'
+def _check_finite(metrics, step, directory):
+  if not all(math.isfinite(metrics[k]) for k in _GUARDED):
+    steps = checkpoints.list_steps(directory)
+    newest = checkpoints.checkpoint_path(directory, steps[-1]) if steps else 'none'
+    raise FloatingPointError(
+        f'{", ".join(f"{k} {metrics[k]}" for k in _GUARDED)} at step {step}; stopped without '
+        f'saving, the last good checkpoint is {newest}')
 
 
 def _run_hooks(hooks, model, step):
@@ -145,46 +135,52 @@ def build_model(config):
 def make_train_loop(model, strategy, step, accumulate_steps):
   """tf.function (iterator, num_steps) -> metrics of the last update run, averaged over replicas.
 
-  One update: on every replica, eqs. 1-11 and their gradient on each of `accumulate_steps`
-  micro-batches (model.gradients), the mean gradient applied once by LARS, then the EMA target
+  One update, on every replica: the gradient of eq. 11 (model.forward runs eqs. 1-11) averaged
+  over `accumulate_steps` micro-batches, applied once by the optimizer (LARS), then the EMA target
   update of eq. 2 (model.apply_update). The loop stops early after a non-finite loss or gradient
-  norm; `step` then names the update that produced it.
+  norm; `step` then names the update that produced it. `model.METRICS` names what it reports
+  besides the gradient norm.
   """
+  # The optimizer sums gradients over replicas: each replica and micro-batch adds its share.
+  share = 1 / (strategy.num_replicas_in_sync * accumulate_steps)
+
   def replica_update(micro_batches):
-    grads, metrics = None, []
+    grads, metrics = [], []
     for batch in micro_batches:  # unrolled: a replica may not all-reduce (sync BN) in a while loop
-      g, m = model.gradients(batch)
-      grads = g if grads is None else [a + b for a, b in zip(grads, g)]
+      with tf.GradientTape() as tape:
+        m, _ = model.forward(batch, training=True)
+        loss = model.optimizer.scale_loss(m['loss'] * share)
+      grads.append(tape.gradient(loss, model.online_variables))
       metrics.append(m)
+    grads = [tf.add_n(g) for g in zip(*grads)]
     mean = {k: tf.add_n([m[k] for m in metrics]) / accumulate_steps for k in metrics[0]}
-    grads = [g / accumulate_steps for g in grads]
     # This replica's share; a non-finite entry anywhere makes the mean over replicas non-finite.
     mean['grad_norm'] = tf.cast(tf.linalg.global_norm(grads), tf.float32)
     mean.update(model.apply_update(grads))
     return mean
 
   # No autograph: the model's control flow is Python's, and converting it doubles tracing time.
-  @tf.function(autograph=False, experimental_attributes={'_noinline': True})
-  def update(iterator):
-    """One update on every replica: eqs. 1-11, LARS and eq. 2 (replica_update)."""
-    micro_batches = [next(iterator) for _ in range(accumulate_steps)]
-    per_replica = strategy.run(replica_update, args=(micro_batches,))
-    step.assign_add(1)
-    return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
-            for k, v in per_replica.items()}
-
   @tf.function(autograph=False)
   def train_loop(iterator, num_steps):
     def running(i, metrics):
       finite = [tf.math.is_finite(metrics[k]) for k in _GUARDED]
       return tf.logical_and(i < num_steps, tf.reduce_all(finite))
 
-    # The first update runs outside the loop: it fixes the structure the loop carries.
-    _, metrics = tf.while_loop(running, lambda i, _: (i + 1, update(iterator)),
-                               (tf.constant(1, tf.int64), update(iterator)))
+    # Each iteration is one update: replica_update on every replica, then the mean over replicas.
+    updates, metrics = tf.while_loop(
+        running,
+        lambda i, _: (i + 1, _replica_mean(strategy, strategy.run(
+            replica_update, args=([next(iterator) for _ in range(accumulate_steps)],)))),
+        (tf.constant(0, tf.int64), {k: tf.zeros([]) for k in model.METRICS + ('grad_norm',)}))
+    step.assign_add(updates)
     return metrics
 
   return train_loop
+
+
+def _replica_mean(strategy, per_replica):
+  return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+          for k, v in per_replica.items()}
 
 
 def _skip_counter(data):
@@ -196,9 +192,16 @@ def _skip_counter(data):
   return tf.Variable(0, dtype=tf.int64, trainable=False, name='skipped_inputs')
 
 
-def _start(config, workdir, strategy, chief, skipped):
-  """(model, step, iterator, checkpoint manager), restored from the newest checkpoint if any;
-  the input counts its skipped inputs in `skipped` (_skip_counter)."""
+def _start(config, workdir, strategy, chief):
+  """(config, model, step, iterator, checkpoint manager, skipped-input counter): the config with
+  its schedule in steps, recorded in the workdir; the rest restored from the newest checkpoint if
+  any. The counter (_skip_counter) counts the inputs skipped as corrupt."""
+  config = config_lib.resolve_schedule(_with_num_examples(config, workdir))
+  config_lib.check_replica_batch(config, strategy.num_replicas_in_sync)
+  precision = distribute.choose_precision(config.train.precision, strategy)
+  if chief:  # refuses another run's workdir before writing anything
+    checkpoints.write_config(config, workdir, checkpoints.run_record(strategy, precision))
+  skipped = _skip_counter(config.data)
   keras.utils.set_random_seed(config.seed)  # the same initial weights for the same seed
   with strategy.scope():
     model = build_model(config)
@@ -215,7 +218,7 @@ def _start(config, workdir, strategy, chief, skipped):
       _distributed_dataset(config, strategy, config.seed + int(step.numpy()), skipped))
   saver = checkpoints.manager(checkpoint, workdir, strategy, chief, config.train.keep_checkpoints,
                               restored)
-  return model, step, iterator, saver
+  return config, model, step, iterator, saver, skipped
 
 
 def _loop_length(step, t, hooks):

@@ -41,6 +41,19 @@ def built(tiny):
   return loop.build_model(config), config
 
 
+def trainer(model):
+  """update(batch or iterator) -> the metrics of one update of the training loop
+  (loop.make_train_loop) on that batch, or on the iterator's next one."""
+  train_loop = loop.make_train_loop(model, tf.distribute.get_strategy(),
+                                    tf.Variable(0, dtype=tf.int64), accumulate_steps=1)
+
+  def update(batches):
+    if isinstance(batches, dict):
+      batches = iter(tf.data.Dataset.from_tensors(batches))
+    return train_loop(batches, tf.constant(1, tf.int64))
+  return update
+
+
 def weights(variables):
   return [v.numpy().copy() for v in variables]
 
@@ -92,13 +105,14 @@ def test_gradients_reach_online_weights_only(built):
   assert {id(v) for v in model.online_variables}.isdisjoint({id(v) for v in target_vars})
 
 
-def test_train_step_moves_online_then_target_by_ema(built):
+def test_update_moves_online_then_target_by_ema(built):
   model, config = built
-  model.train_step(random_batch(config, seed=3))  # lr is 0 at step 0 of the warmup
+  update = trainer(model)
+  update(random_batch(config, seed=3))  # lr is 0 at step 0 of the warmup
   pairs = target_and_online(model)
   online_before = [o.numpy().copy() for _, o in pairs]
   target_before = [t.numpy().copy() for t, _ in pairs]
-  metrics = model.train_step(random_batch(config, seed=2))
+  metrics = update(random_batch(config, seed=2))
   tau = float(metrics['tau'])
   assert 0.996 <= tau < 1.0
   assert float(metrics['fallback_rate']) == pytest.approx(0.25)
@@ -120,8 +134,9 @@ def test_every_variant_builds_and_steps(tiny, name):
   model = loop.build_model(config)
   moco = isinstance(model, multisiam.MultiSiamMoCo)
   queue_before = model.queue_1d.numpy().copy() if moco else None
-  first = model.train_step(random_batch(config))
-  second = model.train_step(random_batch(config))
+  update = trainer(model)
+  first = update(random_batch(config))
+  second = update(random_batch(config))
   for metrics in (first, second):
     assert all(np.isfinite(float(v)) for v in metrics.values()), metrics
   if config.model.method == 'byol':
@@ -153,9 +168,9 @@ def test_trains_on_synthetic_scenes_without_collapse(tiny, scenes, precision):
                    'optim.base_lr': 2.0, 'model.head.hidden_dim': 64, 'model.kmeans.k': 3})
     model = loop.build_model(config)
     data = iter(pipeline.make_dataset(config, seed=0))
-    step = tf.function(model.train_step)
-    losses = [float(step(next(data))['loss']) for _ in range(20)]
-    std = float(model.train_step(next(data))['projection_std'])
+    update = trainer(model)
+    losses = [float(update(data)['loss']) for _ in range(20)]
+    std = float(update(data)['projection_std'])
   finally:
     keras.mixed_precision.set_global_policy('float32')
   assert np.all(np.isfinite(losses))
@@ -167,14 +182,15 @@ def test_trains_on_synthetic_scenes_without_collapse(tiny, scenes, precision):
 def test_checkpoint_round_trip_gives_the_same_next_step(tiny, tmp_path):
   config = tiny()
   model = loop.build_model(config)
+  update = trainer(model)
   for seed in range(2):
-    model.train_step(random_batch(config, seed))
+    update(random_batch(config, seed))
   path = tf.train.Checkpoint(model=model, optimizer=model.optimizer).write(str(tmp_path / 'ckpt'))
-  expected = model.train_step(random_batch(config, 5))
+  expected = update(random_batch(config, 5))
 
   restored = loop.build_model(config)
   tf.train.Checkpoint(model=restored, optimizer=restored.optimizer).read(path).assert_consumed()
-  got = restored.train_step(random_batch(config, 5))
+  got = trainer(restored)(random_batch(config, 5))
   assert int(restored.optimizer.iterations) == 3
   for name in ('loss', 'loss_1d', 'loss_2d', 'tau', 'lr'):
     assert float(got[name]) == pytest.approx(float(expected[name]), rel=1e-5), name

@@ -8,7 +8,9 @@ from multisiam_tf.train import loop
 
 
 class _Regression(keras.Model):
-  """A batch-norm-free model with the protocol the loop drives: gradients, apply_update."""
+  """A batch-norm-free model with the protocol the loop drives: forward, apply_update, METRICS."""
+
+  METRICS = ('loss', 'lr')
 
   def __init__(self):
     super().__init__()
@@ -20,11 +22,9 @@ class _Regression(keras.Model):
   def online_variables(self):
     return self.dense.trainable_variables
 
-  def gradients(self, batch):
-    with tf.GradientTape() as tape:
-      loss = tf.reduce_mean(tf.square(self.dense(batch['x']) - batch['y']))
-      share = loss / tf.distribute.get_strategy().num_replicas_in_sync
-    return tape.gradient(share, self.online_variables), {'loss': loss}
+  def forward(self, batch, training):
+    del training
+    return {'loss': tf.reduce_mean(tf.square(self.dense(batch['x']) - batch['y']))}, None
 
   def apply_update(self, grads):
     self.optimizer.apply(grads, self.online_variables)

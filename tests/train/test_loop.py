@@ -69,13 +69,19 @@ def test_non_finite_update_stops_naming_the_step_and_keeps_the_last_good_checkpo
         tf.equal(step, 2), np.nan, learning_rate(step, *args)))
     expected = r'loss nan, grad_norm nan at step 4\b.*ckpt-2'
   else:
-    gradients = loop.multisiam.MultiSiam.gradients
+    forward = loop.multisiam.MultiSiam.forward
 
-    def nan_gradient_in_third_update(self, batch):
-      grads, metrics = gradients(self, batch)
-      third = tf.equal(self.optimizer.iterations, 2)
-      return [tf.where(third, np.nan, grads[0])] + grads[1:], metrics
-    monkeypatch.setattr(loop.multisiam.MultiSiam, 'gradients', nan_gradient_in_third_update)
+    def nan_gradient_in_third_update(self, batch, training):
+      metrics, results = forward(self, batch, training)
+      if training:
+        third = tf.equal(self.optimizer.iterations, 2)
+
+        @tf.custom_gradient
+        def zero_with_nan_gradient_in_third(weight):
+          return tf.zeros([]), lambda _: tf.where(third, np.nan, tf.zeros_like(weight))
+        metrics['loss'] += zero_with_nan_gradient_in_third(self.online_variables[0])
+      return metrics, results
+    monkeypatch.setattr(loop.multisiam.MultiSiam, 'forward', nan_gradient_in_third_update)
     expected = r'loss -?\d[^,]*, grad_norm nan at step 3\b.*ckpt-2'
   workdir = str(tmp_path)
   with pytest.raises(FloatingPointError, match=expected):

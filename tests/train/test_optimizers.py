@@ -58,7 +58,8 @@ def test_optimizer_matches_numpy(name, reference):
     optimizer.apply([tf.constant(g, tf.float32) for g in step_grads], variables)
   want = reference([w.copy() for w in weights], grads, _lrs(len(grads)))
   for got, w in zip(variables, want):
-    np.testing.assert_allclose(got.numpy(), w, rtol=1e-5, atol=1e-6)
+    # float32 against float64 on O(1) weights: a weight that lands near 0 keeps ~1e-6 of rounding.
+    np.testing.assert_allclose(got.numpy(), w, rtol=1e-5, atol=1e-5)
 
 
 def test_lars_is_the_default():
