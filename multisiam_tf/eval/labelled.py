@@ -57,10 +57,7 @@ def pairs(folder):
 
 def read_image(path, size=None):
   """uint8 [H, W, 3] of an image file (a path or a file object); resized bilinearly to size (H, W) when given."""
-  image = Image.open(path).convert('RGB')
-  if size is not None:
-    image = image.resize((size[1], size[0]), Image.BILINEAR)
-  return np.asarray(image)
+  return _resized(np.asarray(Image.open(path).convert('RGB')), size)
 
 
 def read_label(path, size=None, to_classes=None):
@@ -73,14 +70,12 @@ def read_label(path, size=None, to_classes=None):
   return resize_label(to_classes(label) if to_classes else label, size)
 
 
-def check_sizes(found):
-  """Raises ValueError naming the first (image path, label path) whose sizes differ: a label
-  resized to its image would silently misplace every class."""
-  for image_path, label_path in found:
-    with Image.open(image_path) as image, Image.open(label_path) as label:  # headers only
-      if image.size != label.size:
-        raise ValueError(f'{label_path} is {label.size[0]}x{label.size[1]} (WxH) but its image '
-                         f'{image_path} is {image.size[0]}x{image.size[1]}')
+def check_size(image, label, image_name, label_name):
+  """Raises ValueError naming both when the image [H, W, 3] and its label [H, W] differ in size:
+  a label resized to its image would silently misplace every class."""
+  if image.shape[:2] != label.shape[:2]:
+    raise ValueError(f'{label_name} is {label.shape[1]}x{label.shape[0]} (WxH) but its image '
+                     f'{image_name} is {image.shape[1]}x{image.shape[0]}')
 
 
 def resize_label(label, size=None):
@@ -190,8 +185,16 @@ def _matched(images, label_of, where):
 
 def _file_reader(to_classes=None):
   def read(item, size):
-    return read_image(item[0], size), read_label(item[1], size, to_classes)
+    image, label = read_image(item[0]), read_label(item[1], to_classes=to_classes)
+    check_size(image, label, *item)
+    return _resized(image, size), resize_label(label, size)
   return read
+
+
+def _resized(image, size):
+  if size is None:
+    return image
+  return np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.BILINEAR))
 
 
 def _waymo_items(path):
@@ -214,7 +217,10 @@ def _read_waymo(item, size):
   segmentation = camera.camera_segmentation_label
   panoptic = np.asarray(Image.open(io.BytesIO(segmentation.panoptic_label)))
   semantic = waymo_semantic(panoptic, segmentation.panoptic_label_divisor)
-  return read_image(io.BytesIO(camera.image), size), resize_label(semantic, size)
+  image = read_image(io.BytesIO(camera.image))
+  check_size(image, semantic, f'{file}: record at byte {offset}, image {index}',
+             f'{file}: record at byte {offset}, panoptic label of image {index}')
+  return _resized(image, size), resize_label(semantic, size)
 
 
 FORMATS = ('folder', 'camvid', 'cityscapes', 'bdd100k', 'waymo_v1')

@@ -337,13 +337,10 @@ def load_splits(size, data=None, train=None, val=None, *, data_format='folder',
                 train_split='train', val_split='val', num_classes=None, ignore_index=None,
                 train_fraction=0.5, limit=None):
   """(train, val, class names, num_classes, ignore_index): one labelled set split by
-  train_fraction, or a train and a val set, as (uint8 images, uint8 labels) at size; a folder's
-  labels are checked to have their image's size. Unset classes and ignore value: the dataset's.
+  train_fraction, or a train and a val set, as (uint8 images, uint8 labels) at size; every label
+  is checked to have its image's size. Unset classes and ignore value: the dataset's.
   Label values the classes and ignore value leave out are counted in a warning."""
   size = tuple(size)
-  if data_format in ('folder', 'camvid'):  # one layout
-    for folder in filter(None, (data, train, val)):
-      labelled.check_sizes(labelled.pairs(folder)[:limit])
   found = labelled.dataset(data or train, data_format, train_split)
   num_classes = num_classes or found.num_classes
   ignore_index = found.ignore_index if ignore_index is None else ignore_index

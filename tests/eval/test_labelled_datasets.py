@@ -113,3 +113,33 @@ def test_the_real_waymo_frame_has_five_labelled_cameras():
   images, labels = labelled.load(WAYMO_FRAME, (64, 96), format='waymo_v1')
   assert images.shape == (5, 64, 96, 3) and labels.shape == (5, 64, 96)
   assert labels.max() < 29 and len(np.unique(labels)) > 5  # road, sky, cars...
+
+
+@pytest.mark.parametrize('layout', ['cityscapes', 'bdd100k'])
+def test_a_label_of_another_size_than_its_image_is_an_error_naming_it(tmp_path, layout):
+  root = str(tmp_path)
+  if layout == 'cityscapes':
+    image = _save(f'{root}/leftImg8bit/val/ulm/ulm_000000_000019_leftImg8bit.png',
+                  np.zeros((3, 4, 3), np.uint8))
+    label = f'{root}/gtFine/val/ulm/ulm_000000_000019_gtFine_labelIds.png'
+  else:
+    image = _save(f'{root}/images/10k/val/7d2f7975-e0c1c5a7.jpg', np.zeros((3, 4, 3), np.uint8))
+    label = f'{root}/labels/sem_seg/masks/val/7d2f7975-e0c1c5a7.png'
+  _save(label, np.zeros((4, 3), np.uint8))  # transposed
+  with pytest.raises(ValueError, match=f'{label} is 3x4 \\(WxH\\) but its image {image} is 4x3'):
+    labelled.load(root, (2, 2), format=layout, split='val')
+
+
+def test_a_waymo_panoptic_label_of_another_size_is_an_error_naming_the_record(tmp_path):
+  jpeg = io.BytesIO()
+  Image.fromarray(np.zeros((6, 8, 3), np.uint8)).save(jpeg, 'JPEG')
+  message = waymo_v1.message_class('Frame')()
+  camera = message.images.add(name=1, image=jpeg.getvalue())
+  camera.camera_segmentation_label.panoptic_label_divisor = 1000
+  camera.camera_segmentation_label.panoptic_label = _png16(np.zeros((8, 6), np.int64))
+  path = str(tmp_path / 'segment.tfrecord')
+  with tf.io.TFRecordWriter(path) as writer:
+    writer.write(message.SerializeToString())
+  with pytest.raises(ValueError, match=f'{path}: record at byte 0, panoptic label of image 0 is '
+                     f'6x8 \\(WxH\\) but its image {path}: record at byte 0, image 0 is 8x6'):
+    labelled.load(path, (4, 4), format='waymo_v1')
