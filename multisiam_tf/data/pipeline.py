@@ -87,11 +87,30 @@ def make_examples(data, inputs, *, seed, pipeline_id=0, with_source=False, skipp
       source = _assert_good(*source, data.min_image_size)
     key, encoded = source
     example = make_pair(encoded, example_seed(base_seed, index, key), data)
-    return (key, encoded, example) if with_source else example
+    return index, ((key, encoded, example) if with_source else example)
   ds = examples.enumerate().map(to_example, num_parallel_calls=tf.data.AUTOTUNE)
   if data.skip_corrupt:  # what the header checks cannot see, the decoders catch: logged, dropped
-    ds = ds.ignore_errors(log_warning=True)
+    ds = _count_dropped(ds.ignore_errors(log_warning=True), skipped)
+  ds = ds.map(lambda index, example: example)
   return ds.concatenate(_no_examples_error(ds.element_spec, len(inputs.files), data.path))
+
+
+def _count_dropped(ds, total=None):
+  """Logs each run of (index, example) elements that ignore_errors dropped, seen as a gap in the
+  indices (the order is deterministic), and adds its length to `total` if given."""
+  def count(last, element):
+    gap = element[0] - last - 1
+
+    def report():
+      tf.print(tf.strings.join(['data: skipped ', tf.strings.as_string(gap),
+                                ' input(s) that failed to decode (the error is logged above)']),
+               output_stream=logging.warning)
+      if total is not None:
+        total.assign_add(gap)
+      return gap
+    with tf.control_dependencies([tf.cond(gap > 0, report, lambda: gap)]):
+      return element[0], tf.nest.map_structure(tf.identity, element)
+  return ds.scan(tf.constant(-1, tf.int64), count)
 
 
 def shard_files(files, input_context):

@@ -43,6 +43,7 @@ def _bad_files(folder):
       'non-image': _write(folder, 'notes.jpg', b'a text file named like an image\n' * 4),
       'truncated': _write(folder, 'cut.jpg', jpeg[:len(jpeg) // 2]),
       'tiny': _write(folder, 'tiny.png', _encode(_scene(9)[:5, :5], 'PNG')),
+      'no frame': _write(folder, 'hollow.jpg', b'\xff\xd8\xff\xe0' + bytes(200) + b'\xff\xd9'),
   }
 
 
@@ -129,6 +130,7 @@ BAD_KINDS = [
     ('non-image', 'not a JPEG or PNG file'),
     ('truncated', 'truncated JPEG'),
     ('tiny', 'under data.min_image_size = 8 px'),
+    ('no frame', 'JPEG without a frame header'),
 ]
 
 
@@ -164,7 +166,7 @@ def test_skip_corrupt_logs_each_bad_file_and_batches_stay_finite(tmp_path, capfd
   log = capfd.readouterr().err
   for path in bad.values():
     assert f'data: skipping {path}: ' in log
-  assert '(3 skipped so far in this pass)' in log
+  assert '(4 skipped so far in this pass)' in log
 
 
 def test_all_inputs_corrupt_fails_instead_of_hanging(tmp_path):
@@ -265,3 +267,21 @@ def test_a_tfrecord_given_as_folder_format_names_the_format_that_reads_it(tmp_pa
     sources.list_inputs(path, 'folder')
   with pytest.raises(ValueError, match='data.format=tfrecord'):
     sources.list_inputs(str(tmp_path), 'folder')
+
+
+def test_skip_corrupt_counts_inputs_only_the_decoder_rejects(tmp_path, capfd):
+  """A JPEG cut after its frame header (no scan) passes the header checks; its decoder's error
+  drops it, and the count of skipped inputs includes it."""
+  for i in range(2):
+    _write(str(tmp_path), f'good{i}.png', _encode(_scene(i), 'PNG'))
+  jpeg = _encode(_scene(2), 'JPEG')
+  no_scan = jpeg[:jpeg.index(b'\xff\xda')] + b'\xff\xd9'
+  assert sources.problem(tf.constant(no_scan), '', 8).numpy() == b''
+  _write(str(tmp_path), 'no_scan.jpg', no_scan)
+  skipped = tf.Variable(0, dtype=tf.int64)
+  batches = _batches(_config(str(tmp_path), skip_corrupt=True), n=3, skipped=skipped)
+  assert all(np.isfinite(batch['view1']).all() for batch in batches)
+  log = capfd.readouterr().err
+  assert 'data: skipping' not in log  # not a header check's
+  assert 'data: skipped 1 input(s) that failed to decode' in log
+  assert int(skipped.numpy()) >= 1  # one per pass read ahead so far

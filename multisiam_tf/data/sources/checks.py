@@ -16,6 +16,37 @@ def _contains(data, pattern):
   return tf.reduce_any(found)
 
 
+def _jpeg_frame_size(encoded):
+  """(height, width) of the JPEG's frame header (its SOF segment), found by walking the
+  segments after SOI up to the scan; (-1, -1) without one. Unlike tf.io.extract_jpeg_shape, it
+  never raises, so a broken header is reported by name like any other problem."""
+  length = tf.strings.length(encoded)
+
+  def segment(position):  # the marker at `position` and the 7 bytes after it, zero-padded
+    head = tf.io.decode_raw(tf.strings.substr(encoded, position, 9), tf.uint8, fixed_length=9)
+    return tf.cast(head, tf.int32)
+
+  def walking(position, height, width):
+    return (position + 9 <= length) & (height < 0)
+
+  def step(position, height, width):
+    b = segment(position)
+    marker = tf.where(b[0] == 0xFF, b[1], -1)  # -1: not at a marker, the walk ends
+    frame = (marker >= 0xC0) & (marker <= 0xCF) & (marker != 0xC4) & (marker != 0xC8) & (
+        marker != 0xCC)  # SOF0-15 less DHT, JPG and DAC
+    height = tf.where(frame, b[5] * 256 + b[6], height)
+    width = tf.where(frame, b[7] * 256 + b[8], width)
+    ends = (marker < 0) | (marker == 0xDA) | (marker == 0xD9)  # no frame before the scan or end
+    fill = marker == 0xFF  # padding before a marker
+    position = tf.where(ends, length, tf.where(fill, position + 1,
+                                               position + 2 + b[2] * 256 + b[3]))
+    return position, height, width
+
+  _, height, width = tf.while_loop(walking, step, (tf.constant(2), tf.constant(-1),
+                                                   tf.constant(-1)))
+  return height, width
+
+
 def _size_problem(height, width, min_image_size):
   return tf.cond(
       tf.minimum(height, width) < min_image_size,
@@ -36,11 +67,13 @@ def image_problem(encoded, min_image_size):
       tf.strings.substr(encoded, tf.maximum(length - _TAIL_BYTES, 0), _TAIL_BYTES), tf.uint8)
 
   def jpeg():
-    return tf.cond(
-        _contains(tail, b'\xff\xd9'),
-        lambda: _size_problem(*tf.unstack(tf.io.extract_jpeg_shape(encoded)[:2]),
-                              min_image_size),
-        lambda: tf.constant('truncated JPEG: no end-of-image marker'))
+    def size():
+      height, width = _jpeg_frame_size(encoded)
+      return tf.cond(height > 0, lambda: _size_problem(height, width, min_image_size),
+                     lambda: tf.constant('JPEG without a frame header (SOF marker) before its '
+                                         'image data'))
+    return tf.cond(_contains(tail, b'\xff\xd9'), size,
+                   lambda: tf.constant('truncated JPEG: no end-of-image marker'))
 
   def png():
     def size():  # IHDR: width, height as big-endian uint32 at bytes 16..23
