@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import keras
 import numpy as np
@@ -99,3 +101,58 @@ def test_multi_worker_runs_with_identical_weights(tmp_path, image_folder, subpro
   # Only the chief keeps checkpoints, config and logs; the other worker's temporary save is gone.
   assert sorted(os.listdir(workdir)) == ['checkpoints', 'config.json', 'metrics.jsonl', 'train']
   assert tf.train.latest_checkpoint(os.path.join(workdir, 'checkpoints')).endswith('ckpt-3')
+
+
+def test_sigterm_to_one_worker_stops_both_at_one_step_and_both_resume(
+    tmp_path, image_folder, subprocess_env, free_ports):
+  """SIGTERM to the second worker only: the flag is summed over the workers at the loop's end,
+  so both save the same step and exit 42 (Preempted); restarted, both resume from it."""
+  workdir = str(tmp_path / 'run')
+
+  def start(steps):
+    cluster = {'worker': [f'127.0.0.1:{p}' for p in free_ports(2)]}
+    command = [sys.executable, os.path.join(HERE, '..', '..', 'scripts', 'pretrain.py'),
+               f'--config={os.path.join(HERE, "..", "tiny_config.py")}',
+               f'--config.data.path={image_folder}', f'--workdir={workdir}',
+               '--strategy=multi_worker', f'--config.train.steps={steps}',
+               '--config.train.batch_size=4', '--config.train.steps_per_loop=1',
+               '--config.train.log_every=1', '--config.train.image_every=1000',
+               '--config.train.checkpoint_every=1000', '--config.train.precision=float32']
+    return [subprocess.Popen(command, env=dict(subprocess_env, TF_CONFIG=json.dumps(
+        {'cluster': cluster, 'task': {'type': 'worker', 'index': i}})),
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for i in range(2)]
+
+  def steps_logged():
+    try:
+      with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+        return len(f.readlines())
+    except FileNotFoundError:
+      return 0
+
+  workers = start(steps=400)
+  try:
+    deadline = time.time() + 600
+    while steps_logged() < 3 and time.time() < deadline and workers[0].poll() is None:
+      time.sleep(0.2)
+    assert steps_logged() >= 3, workers[0].communicate(timeout=60)[0][-3000:]
+    workers[1].send_signal(signal.SIGTERM)
+    outputs = [worker.communicate(timeout=600)[0] for worker in workers]
+  finally:
+    for worker in workers:
+      if worker.poll() is None:
+        worker.kill()
+  assert [w.returncode for w in workers] == [42, 42], [o[-2000:] for o in outputs]
+  saved = tf.train.get_checkpoint_state(os.path.join(workdir, 'checkpoints'))
+  stopped = int(saved.model_checkpoint_path.rsplit('-', 1)[1])
+  assert 3 <= stopped < 400
+  for output in outputs:
+    assert f'SIGTERM: stopped at step {stopped} after saving a checkpoint' in output
+
+  workers = start(steps=stopped + 2)  # a schedule field: a restart may change it
+  outputs = [worker.communicate(timeout=600)[0] for worker in workers]
+  assert [w.returncode for w in workers] == [0, 0], [o[-2000:] for o in outputs]
+  for output in outputs:
+    assert f'resumed from {workdir}/checkpoints/ckpt-{stopped}' in output
+  assert tf.train.latest_checkpoint(os.path.join(workdir, 'checkpoints')).endswith(
+      f'ckpt-{stopped + 2}')
