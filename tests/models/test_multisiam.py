@@ -166,8 +166,9 @@ def test_trains_on_synthetic_scenes_without_collapse(tiny, scenes, precision):
   try:
     config = tiny({'data.path': scenes, 'train.steps': 20, 'optim.warmup_steps': 2,
                    'optim.base_lr': 2.0, 'model.head.hidden_dim': 64, 'model.kmeans.k': 3})
+    keras.utils.set_random_seed(config.seed)  # as a run seeds it: some inits learn slower
     model = loop.build_model(config)
-    data = iter(pipeline.make_dataset(config, seed=0))
+    data = iter(pipeline.make_dataset(config, seed=config.seed))
     update = trainer(model)
     losses = [float(update(data)['loss']) for _ in range(20)]
     std = float(update(data)['projection_std'])
