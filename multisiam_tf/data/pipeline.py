@@ -87,17 +87,18 @@ def make_examples(data, inputs, *, seed, pipeline_id=0, with_source=False, skipp
       source = _assert_good(*source, data.min_image_size)
     key, encoded = source
     example = make_pair(encoded, example_seed(base_seed, index, key), data)
-    return index, ((key, encoded, example) if with_source else example)
+    output = (key, encoded, example) if with_source else example
+    return (index, output) if data.skip_corrupt else output  # the index finds dropped ones
   ds = examples.enumerate().map(to_example, num_parallel_calls=tf.data.AUTOTUNE)
   if data.skip_corrupt:  # what the header checks cannot see, the decoders catch: logged, dropped
     ds = _count_dropped(ds.ignore_errors(log_warning=True), skipped)
-  ds = ds.map(lambda index, example: example)
   return ds.concatenate(_no_examples_error(ds.element_spec, len(inputs.files), data.path))
 
 
 def _count_dropped(ds, total=None):
-  """Logs each run of (index, example) elements that ignore_errors dropped, seen as a gap in the
-  indices (the order is deterministic), and adds its length to `total` if given."""
+  """The examples of (index, example) elements, logging each run of them that ignore_errors
+  dropped, seen as a gap in the indices (the order is deterministic), its length added to
+  `total` if given."""
   def count(last, element):
     gap = element[0] - last - 1
 
@@ -109,7 +110,7 @@ def _count_dropped(ds, total=None):
         total.assign_add(gap)
       return gap
     with tf.control_dependencies([tf.cond(gap > 0, report, lambda: gap)]):
-      return element[0], tf.nest.map_structure(tf.identity, element)
+      return element[0], tf.nest.map_structure(tf.identity, element[1])
   return ds.scan(tf.constant(-1, tf.int64), count)
 
 

@@ -80,9 +80,7 @@ def check_size(image, label, image_name, label_name):
 
 def resize_label(label, size=None):
   """uint8 [H, W] resized to size (H, W) with nearest neighbour."""
-  if size is None:
-    return label
-  return np.asarray(Image.fromarray(label).resize((size[1], size[0]), Image.NEAREST))
+  return _resized(label, size, Image.NEAREST)
 
 
 def load(folder, size, limit=None, format='folder', split='train'):  # pylint: disable=redefined-builtin
@@ -191,10 +189,11 @@ def _file_reader(to_classes=None):
   return read
 
 
-def _resized(image, size):
+def _resized(array, size, resample=Image.BILINEAR):
+  """uint8 `array` resized to size (H, W), or as it is without a size."""
   if size is None:
-    return image
-  return np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.BILINEAR))
+    return array
+  return np.asarray(Image.fromarray(array).resize((size[1], size[0]), resample))
 
 
 def _waymo_items(path):

@@ -28,7 +28,6 @@ from multisiam_tf.models import target as target_lib
 _plain_graph = tf.autograph.experimental.do_not_convert
 
 
-
 class MultiSiam(keras.Model):
   """Online network (trained) and target network (EMA of the online one), per config.model."""
 
