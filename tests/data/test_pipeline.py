@@ -44,6 +44,7 @@ def _bad_files(folder):
       'truncated': _write(folder, 'cut.jpg', jpeg[:len(jpeg) // 2]),
       'tiny': _write(folder, 'tiny.png', _encode(_scene(9)[:5, :5], 'PNG')),
       'no frame': _write(folder, 'hollow.jpg', b'\xff\xd8\xff\xe0' + bytes(200) + b'\xff\xd9'),
+      'no scan': _write(folder, 'no_scan.jpg', jpeg[:jpeg.index(b'\xff\xda')] + b'\xff\xd9'),
   }
 
 
@@ -131,6 +132,7 @@ BAD_KINDS = [
     ('truncated', 'truncated JPEG'),
     ('tiny', 'under data.min_image_size = 8 px'),
     ('no frame', 'JPEG without a frame header'),
+    ('no scan', 'JPEG without image data: no scan'),
 ]
 
 
@@ -166,7 +168,7 @@ def test_skip_corrupt_logs_each_bad_file_and_batches_stay_finite(tmp_path, capfd
   log = capfd.readouterr().err
   for path in bad.values():
     assert f'data: skipping {path}: ' in log
-  assert '(4 skipped so far in this pass)' in log
+  assert f'({len(bad)} skipped so far in this pass)' in log
 
 
 def test_all_inputs_corrupt_fails_instead_of_hanging(tmp_path):
@@ -270,14 +272,15 @@ def test_a_tfrecord_given_as_folder_format_names_the_format_that_reads_it(tmp_pa
 
 
 def test_skip_corrupt_counts_inputs_only_the_decoder_rejects(tmp_path, capfd):
-  """A JPEG cut after its frame header (no scan) passes the header checks; its decoder's error
-  drops it, and the count of skipped inputs includes it."""
+  """A PNG whose image data is damaged passes the header checks; its decoder's error drops it,
+  and the count of skipped inputs includes it."""
   for i in range(2):
     _write(str(tmp_path), f'good{i}.png', _encode(_scene(i), 'PNG'))
-  jpeg = _encode(_scene(2), 'JPEG')
-  no_scan = jpeg[:jpeg.index(b'\xff\xda')] + b'\xff\xd9'
-  assert sources.problem(tf.constant(no_scan), '', 8).numpy() == b''
-  _write(str(tmp_path), 'no_scan.jpg', no_scan)
+  png = _encode(_scene(2), 'PNG')
+  flipped = png.index(b'IDAT') + 20
+  damaged = png[:flipped] + bytes([png[flipped] ^ 0xFF]) + png[flipped + 1:]
+  assert sources.problem(tf.constant(damaged), '', 8).numpy() == b''
+  _write(str(tmp_path), 'damaged.png', damaged)
   skipped = tf.Variable(0, dtype=tf.int64)
   batches = _batches(_config(str(tmp_path), skip_corrupt=True), n=3, skipped=skipped)
   assert all(np.isfinite(batch['view1']).all() for batch in batches)

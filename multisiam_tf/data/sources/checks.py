@@ -17,34 +17,36 @@ def _contains(data, pattern):
 
 
 def _jpeg_frame_size(encoded):
-  """(height, width) of the JPEG's frame header (its SOF segment), found by walking the
-  segments after SOI up to the scan; (-1, -1) without one. Unlike tf.io.extract_jpeg_shape, it
-  never raises, so a broken header is reported by name like any other problem."""
+  """(height, width, scan) of the JPEG: the size in its frame header (its SOF segment), found by
+  walking the segments after SOI up to the scan, (-1, -1) without one; and whether a scan (SOS
+  marker) follows. Unlike tf.io.extract_jpeg_shape, it never raises, so a broken header is
+  reported by name like any other problem."""
   length = tf.strings.length(encoded)
 
   def segment(position):  # the marker at `position` and the 7 bytes after it, zero-padded
     head = tf.io.decode_raw(tf.strings.substr(encoded, position, 9), tf.uint8, fixed_length=9)
     return tf.cast(head, tf.int32)
 
-  def walking(position, height, width):
-    return (position + 9 <= length) & (height < 0)
+  def walking(position, height, width, scan):
+    return position + 9 <= length
 
-  def step(position, height, width):
+  def step(position, height, width, scan):
     b = segment(position)
-    marker = tf.where(b[0] == 0xFF, b[1], -1)  # -1: not at a marker, the walk ends
+    marker = tf.where(b[0] == 0xFF, b[1], -1)  # -1: a stray byte, skipped as libjpeg does
     frame = (marker >= 0xC0) & (marker <= 0xCF) & (marker != 0xC4) & (marker != 0xC8) & (
-        marker != 0xCC)  # SOF0-15 less DHT, JPG and DAC
+        marker != 0xCC) & (height < 0)  # the first of SOF0-15 less DHT, JPG and DAC
     height = tf.where(frame, b[5] * 256 + b[6], height)
     width = tf.where(frame, b[7] * 256 + b[8], width)
-    ends = (marker < 0) | (marker == 0xDA) | (marker == 0xD9)  # no frame before the scan or end
-    fill = marker == 0xFF  # padding before a marker
+    scan = marker == 0xDA
+    ends = scan | (marker == 0xD9)  # at the scan or the end
+    fill = (marker == 0xFF) | (marker < 0)  # padding before a marker, or a stray byte
     position = tf.where(ends, length, tf.where(fill, position + 1,
                                                position + 2 + b[2] * 256 + b[3]))
-    return position, height, width
+    return position, height, width, scan
 
-  _, height, width = tf.while_loop(walking, step, (tf.constant(2), tf.constant(-1),
-                                                   tf.constant(-1)))
-  return height, width
+  _, height, width, scan = tf.while_loop(
+      walking, step, (tf.constant(2), tf.constant(-1), tf.constant(-1), tf.constant(False)))
+  return height, width, scan
 
 
 def _size_problem(height, width, min_image_size):
@@ -68,10 +70,13 @@ def image_problem(encoded, min_image_size):
 
   def jpeg():
     def size():
-      height, width = _jpeg_frame_size(encoded)
-      return tf.cond(height > 0, lambda: _size_problem(height, width, min_image_size),
-                     lambda: tf.constant('JPEG without a frame header (SOF marker) before its '
-                                         'image data'))
+      height, width, scan = _jpeg_frame_size(encoded)
+      return tf.case(
+          [(height <= 0, lambda: tf.constant('JPEG without a frame header (SOF marker) before '
+                                             'its image data')),
+           (tf.logical_not(scan), lambda: tf.constant('JPEG without image data: no scan (SOS '
+                                                      'marker) after its frame header'))],
+          default=lambda: _size_problem(height, width, min_image_size), exclusive=False)
     return tf.cond(_contains(tail, b'\xff\xd9'), size,
                    lambda: tf.constant('truncated JPEG: no end-of-image marker'))
 

@@ -52,7 +52,7 @@ def test_jpeg_frame_size_is_read_from_the_frame_header_of_every_kind_of_jpeg():
     jpeg = encode(array, 'JPEG', **kwargs)
     assert Image.open(io.BytesIO(jpeg)).size == (width, height)  # the reference: PIL's parser
     got = checks._jpeg_frame_size(tf.constant(jpeg))  # pylint: disable=protected-access
-    assert [int(v) for v in got] == [height, width], kwargs
+    assert [int(v) for v in got] == [height, width, True], kwargs
 
 
 def test_a_jpeg_without_a_frame_header_is_a_problem_not_a_crash():
@@ -62,3 +62,13 @@ def test_a_jpeg_without_a_frame_header_is_a_problem_not_a_crash():
       b'\xff\xd8\xff\xe0' + bytes(200) + b'\xff\xd9',  # markers only: extract_jpeg_shape raises
       jpeg[:frame] + b'\xff\xd9',  # the tables, then the end
   ]) == ['JPEG without a frame header (SOF marker) before its image data'] * 2
+
+
+def test_a_jpeg_without_a_scan_is_a_problem_and_stray_bytes_before_it_are_not():
+  jpeg = encode(rgb(), 'JPEG')
+  scan, frame = jpeg.index(b'\xff\xda'), jpeg.index(b'\xff\xc0')
+  assert problems([
+      jpeg[:scan] + b'\xff\xd9',  # the headers, then the end: only a decoder would notice
+      jpeg[:frame] + b'\0\0\0' + jpeg[frame:],  # stray bytes libjpeg skips with a warning
+  ]) == ['JPEG without image data: no scan (SOS marker) after its frame header', '']
+  assert tf.io.decode_jpeg(jpeg[:frame] + b'\0\0\0' + jpeg[frame:]).shape == (24, 32, 3)
