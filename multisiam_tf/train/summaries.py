@@ -5,7 +5,8 @@ train.image_every steps the two views with their overlap outlined, the K-means c
 1's target map and histograms of view 1's online projections; for the hparams dashboard the
 config's fields, with the metrics as columns (their last values: the final metrics).
 workdir/metrics.jsonl holds the same scalars for scripts, one JSON object per logged step:
-{"step": 100, "loss": 0.71, ...}.
+{"step": 100, "loss": 0.71, ...}. A run resumed from step N first drops the lines past N (the
+updates it redoes) and a line cut short by a kill, so that each step appears once.
 """
 
 import json
@@ -36,6 +37,8 @@ class RunLog:
     self.writer = (tf.summary.create_file_writer(os.path.join(workdir, EVENTS)) if chief
                    else tf.summary.create_noop_writer())
     self._metrics_path = os.path.join(workdir, METRICS)
+    if chief and tf.io.gfile.exists(self._metrics_path):
+      _keep_until(self._metrics_path, first_step)
     self._tags = {}  # every scalar written, in order: the hparams table's columns
     # Counts this session's updates: its rate and remaining time stay right after a resume.
     self._bar = progress_lib.bar(steps - first_step, stateful_metrics=_SHOWN) if chief else None
@@ -61,6 +64,25 @@ class RunLog:
     hp.hparams_config(hparams=[hp.HParam(name) for name in fields],
                       metrics=[hp.Metric(tag) for tag in self._tags])
     hp.hparams(fields, trial_id=trial)
+
+
+def _keep_until(path, step):
+  """Rewrites metrics.jsonl `path` without its lines past `step` and its unreadable lines."""
+  with tf.io.gfile.GFile(path) as f:
+    lines = f.read().splitlines()
+  kept = []
+  for line in lines:
+    try:
+      if json.loads(line)['step'] <= step:
+        kept.append(line)
+    except (ValueError, KeyError, TypeError):  # a line a kill cut short
+      pass
+  if len(kept) < len(lines):
+    logging.info('%s: dropped %d lines past step %d or cut short, to be logged again', path,
+                 len(lines) - len(kept), step)
+    with tf.io.gfile.GFile(path + '.tmp', 'w') as f:
+      f.write(''.join(line + '\n' for line in kept))
+    tf.io.gfile.rename(path + '.tmp', path, overwrite=True)
 
 
 def _flat(tree, prefix=''):

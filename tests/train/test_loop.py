@@ -164,6 +164,16 @@ def test_metrics_jsonl_holds_the_logged_scalars(reference_run):
   assert {line['step']: line['loss'] for line in lines} == pytest.approx(losses, rel=1e-6)
 
 
+def test_a_resumed_run_log_drops_the_metrics_lines_it_will_write_again(tmp_path):
+  path = tmp_path / summaries.METRICS
+  path.write_text(''.join(json.dumps({'step': s, 'loss': -s / 10}) + '\n' for s in (2, 4, 6, 8))
+                  + '{"step": 10, "lo')  # cut short by a kill
+  summaries.RunLog(str(tmp_path), 4, 12, chief=False)  # only the chief writes it
+  assert len(path.read_text().splitlines()) == 5
+  summaries.RunLog(str(tmp_path), 4, 12, chief=True)
+  assert path.read_text().splitlines() == ['{"step": 2, "loss": -0.2}', '{"step": 4, "loss": -0.4}']
+
+
 def _tfrecord_with_bad_records(image_folder, path):
   """4 of the folder's images and 2 records without image bytes, in one TFRecord file."""
   images = sorted(tf.io.gfile.glob(os.path.join(image_folder, '*')))[:4]

@@ -1,6 +1,7 @@
 """Restarts through the pretrain script: SIGKILL, SIGTERM, a second run, resume; a bad config."""
 
 from concurrent import futures
+import json
 import os
 import random
 import signal
@@ -63,6 +64,8 @@ def test_sigkill_then_restart_resumes_and_matches_an_uninterrupted_run(
   resumed = read_events(os.path.join(workdir, summaries.EVENTS))['loss']
   for step in range(killed_at + 1, 7):
     assert resumed[step] == pytest.approx(reference[step], rel=1e-4, abs=1e-6), step
+  with open(os.path.join(workdir, summaries.METRICS)) as f:  # each step once, the redone ones too
+    assert [json.loads(line)['step'] for line in f] == [1, 2, 3, 4, 5, 6]
 
 
 def test_pretrain_rejects_a_bad_config_before_any_work(tmp_path, image_folder, subprocess_env):
