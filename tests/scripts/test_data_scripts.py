@@ -1,5 +1,7 @@
-"""make_demo_data, inspect_views and benchmark --what input, run as a user runs them."""
+"""make_demo_data, inspect_views, check_data and benchmark --what input, run as a user runs
+them."""
 
+import io
 import json
 import os
 import subprocess
@@ -51,6 +53,32 @@ def test_inspect_views_draws_one_row_per_image(demo_data, tmp_path):
   assert sheet.shape[0] == 2 * (224 + 16) and sheet.shape[2] == 3
   orange, cyan = (sheet == [255, 140, 0]).all(-1), (sheet == [0, 220, 255]).all(-1)
   assert orange.sum() > 100 and cyan.sum() > 100  # both boxes drawn
+
+
+def test_check_data_names_every_input_training_would_stop_at(demo_data, tmp_path):
+  folder = tmp_path / 'images'
+  folder.mkdir()
+  good = sorted(os.listdir(os.path.join(demo_data, 'images')))
+  for name in good:
+    (folder / name).write_bytes(open(os.path.join(demo_data, 'images', name), 'rb').read())
+  png = (folder / good[0]).read_bytes()
+  flipped = png.index(b'IDAT') + 20
+  (folder / 'damaged.png').write_bytes(png[:flipped] + bytes([png[flipped] ^ 0xFF])
+                                       + png[flipped + 1:])  # only a decoder notices
+  jpeg = io.BytesIO()
+  Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(jpeg, 'JPEG')
+  (folder / 'hollow.jpg').write_bytes(jpeg.getvalue()[:jpeg.getvalue().index(b'\xff\xda')]
+                                      + b'\xff\xd9')
+  (folder / 'notes.jpg').write_bytes(b'not an image' * 10)
+  command = [sys.executable, os.path.join(ROOT, 'scripts', 'check_data.py'),
+             f'--config={os.path.join(ROOT, "configs", "demo.py")}', f'--config.data.path={folder}']
+  result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 1, result.stderr[-3000:]
+  assert result.stdout.splitlines() == [
+      f'{folder}/damaged.png: the decoder rejects it: Invalid PNG data, size {len(png)}',
+      f'{folder}/hollow.jpg: JPEG without image data: no scan (SOS marker) after its frame header',
+      f'{folder}/notes.jpg: not a JPEG or PNG file (120 bytes)',
+      f'6 inputs read from data.path={folder}: 3 bad']
 
 
 def test_input_benchmark_reports_every_loader(tmp_path):
