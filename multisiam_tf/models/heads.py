@@ -1,9 +1,11 @@
 """Projector / predictor heads and the attention predictor (paper §3.1-3.3, METHOD.md 2 and 4).
 
-The 1D heads are BYOL's MLP; the 2D heads are the same layers as 1x1 convolutions on [B, H, W, C]
-maps, so both have the same parameter count (§3.2). Dense layers keep their biases, as BYOL's do,
-and start as BYOL's haiku Linear (truncated normal, variance 1 / fan_in); BN uses the backbone's
-momentum and epsilon (BYOL's decay 0.9, eps 1e-5).
+The 1D heads are BYOL's MLP on [B, C] vectors; the 2D heads are the same MLP on [B, H, W, C]
+maps, where a Dense layer is the paper's 1x1 convolution (the same weights, as a matmul over the
+channel axis, which oneDNN runs ~30% faster than the Conv2D: docs/BENCHMARKS.md), so both have
+the same parameter count (§3.2). Dense layers keep their biases, as BYOL's do, and start as
+BYOL's haiku Linear (truncated normal, variance 1 / fan_in); BN uses the backbone's momentum and
+epsilon (BYOL's decay 0.9, eps 1e-5), with statistics over B (and H, W on maps).
 """
 
 import keras
@@ -12,33 +14,15 @@ import tensorflow as tf
 from multisiam_tf.models import resnet
 
 
-def _head(layer, hidden_dim, output_dim, name, sync_bn):
-  """layer(hidden) -> BN -> ReLU -> layer(output), with layer a Dense or a 1x1 Conv2D factory."""
+def mlp(hidden_dim, output_dim, name, sync_bn=False):
+  """BYOL's MLP: Dense(hidden) -> BN -> ReLU -> Dense(output), on [B, C] or [B, H, W, C]."""
   return keras.Sequential([
-      layer(hidden_dim, name=name + '_linear1'),
+      keras.layers.Dense(hidden_dim, kernel_initializer='lecun_normal', name=name + '_linear1'),
       resnet.BatchNorm(momentum=resnet.BN_MOMENTUM, epsilon=resnet.BN_EPSILON,
                        synchronized=sync_bn, name=name + '_bn'),
       keras.layers.ReLU(name=name + '_relu'),
-      layer(output_dim, name=name + '_linear2'),
+      keras.layers.Dense(output_dim, kernel_initializer='lecun_normal', name=name + '_linear2'),
   ], name=name)
-
-
-def _dense(units, name):
-  return keras.layers.Dense(units, kernel_initializer='lecun_normal', name=name)
-
-
-def _conv1x1(units, name):
-  return keras.layers.Conv2D(units, 1, kernel_initializer='lecun_normal', name=name)
-
-
-def mlp(hidden_dim, output_dim, name, sync_bn=False):
-  """BYOL's MLP on [B, C] vectors: Dense(hidden) -> BN -> ReLU -> Dense(output)."""
-  return _head(_dense, hidden_dim, output_dim, name, sync_bn)
-
-
-def conv_mlp(hidden_dim, output_dim, name, sync_bn=False):
-  """`mlp` as 1x1 convolutions on [B, H, W, C] maps (§3.2), BN statistics over B, H and W."""
-  return _head(_conv1x1, hidden_dim, output_dim, name, sync_bn)
 
 
 def attention_sum(r, values, power=2):
@@ -70,7 +54,7 @@ def attention_sum(r, values, power=2):
 
 @keras.saving.register_keras_serializable(package='multisiam_tf')
 class AttentionPredictor(keras.layers.Layer):
-  """The local predictor q as a conv_mlp, followed by the self-attention sum of eq. 8.
+  """The local predictor q, an mlp on the map, followed by the self-attention sum of eq. 8.
 
   Q = attention_sum(R, q(R), power), plus q(R) when residual (Table 9); with enabled=False,
   Q = q(R). Q is float32 in every variant, since the loss is computed in float32 (METHOD.md 4).
@@ -85,7 +69,7 @@ class AttentionPredictor(keras.layers.Layer):
     self.residual = residual
     self.enabled = enabled
     self.sync_bn = sync_bn
-    self.predictor = conv_mlp(hidden_dim, output_dim, name=self.name + '_q', sync_bn=sync_bn)
+    self.predictor = mlp(hidden_dim, output_dim, name=self.name + '_q', sync_bn=sync_bn)
 
   def build(self, input_shape):
     self.predictor.build(input_shape)

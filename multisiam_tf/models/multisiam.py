@@ -45,8 +45,8 @@ class MultiSiam(keras.Model):
     self.online_projector = heads.mlp(hidden, out, 'online_projector', sync_bn)
     self.target_projector = heads.mlp(hidden, out, 'target_projector', sync_bn)
     if self.two_d:
-      self.online_projector_2d = heads.conv_mlp(hidden, out, 'online_projector_2d', sync_bn)
-      self.target_projector_2d = heads.conv_mlp(hidden, out, 'target_projector_2d', sync_bn)
+      self.online_projector_2d = heads.mlp(hidden, out, 'online_projector_2d', sync_bn)
+      self.target_projector_2d = heads.mlp(hidden, out, 'target_projector_2d', sync_bn)
     self._build_online_only()
 
   def _build_online_only(self):

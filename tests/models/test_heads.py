@@ -69,39 +69,37 @@ def _assign(model, rng):
     variable.assign(rng.uniform(low, low + 1.0, variable.shape).astype(np.float32))
 
 
-def test_mlp_and_conv_mlp_shapes_and_parameter_count():
+def test_mlp_shapes_and_parameter_count_on_vectors_and_maps():
   projector = heads.mlp(32, 8, name='projector')
-  local = heads.conv_mlp(32, 8, name='local_projector')
   assert projector(np.zeros((3, 16), np.float32)).shape == (3, 8)
+  local = heads.mlp(32, 8, name='local_projector')
   assert local(np.zeros((3, 5, 7, 16), np.float32)).shape == (3, 5, 7, 8)
-  # 16*32 + 32 (dense), 4*32 (BN), 32*8 + 8 (dense); the same for the 1x1 convolutions.
+  # 16*32 + 32 (dense), 4*32 (BN), 32*8 + 8 (dense): a 1x1 convolution's count.
   assert projector.count_params() == local.count_params() == 16 * 32 + 32 + 4 * 32 + 32 * 8 + 8
   assert [w.name for w in projector.weights] == ['kernel', 'bias', 'gamma', 'beta', 'moving_mean',
                                                  'moving_variance', 'kernel', 'bias']
 
 
-@pytest.mark.parametrize('training', [True, False])
-def test_conv_mlp_on_1x1_map_equals_mlp(training):
-  rng = np.random.default_rng(3)
-  x = rng.normal(size=(4, 16)).astype(np.float32)
-  dense, conv = heads.mlp(32, 8, name='g'), heads.conv_mlp(32, 8, name='q')
-  dense.build((None, 16))
-  conv.build((None, 1, 1, 16))
-  _assign(dense, rng)
-  for a, b in zip(dense.weights, conv.weights):
-    b.assign(tf.reshape(a, b.shape))
-  want = dense(x, training=training)
-  got = conv(x[:, None, None, :], training=training)
-  np.testing.assert_allclose(got[:, 0, 0], want, rtol=1e-5, atol=1e-5)
-  for a, b in zip(dense.weights, conv.weights):
-    np.testing.assert_allclose(tf.reshape(b, a.shape), a, rtol=1e-5, atol=1e-6)
-
-
-def _np_conv_mlp(x, weights):
+def _np_conv_mlp(x, weights, training=False):
+  """The 2D head in numpy: 1x1 convolutions as per-pixel matmuls, BN over B, H, W in training."""
   w1, b1, gamma, beta, mean, var, w2, b2 = [w.numpy().astype(np.float64) for w in weights]
-  h = x @ w1[0, 0] + b1
+  h = x @ w1 + b1
+  if training:
+    mean, var = h.mean(axis=(0, 1, 2)), h.var(axis=(0, 1, 2))
   h = np.maximum((h - mean) / np.sqrt(var + 1e-5) * gamma + beta, 0.0)
-  return h @ w2[0, 0] + b2
+  return h @ w2 + b2
+
+
+@pytest.mark.parametrize('training', [True, False])
+def test_mlp_on_a_map_is_a_1x1_convolution_per_pixel(training):
+  rng = np.random.default_rng()
+  x = rng.normal(size=(3, 4, 5, 16)).astype(np.float32)
+  head = heads.mlp(32, 8, name='g')
+  head.build(x.shape)
+  _assign(head, rng)
+  np.testing.assert_allclose(head(x, training=training),
+                             _np_conv_mlp(x.astype(np.float64), head.weights, training),
+                             rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize('enabled,residual', [(True, False), (True, True), (False, False)])
