@@ -5,6 +5,8 @@ repeated forever; each element then gets its stateless seed from (seed, input pi
 index, key), so the stream is the same for the same seed, however many threads map it.
 """
 
+import contextlib
+
 from absl import logging
 import tensorflow as tf
 
@@ -93,6 +95,18 @@ def make_examples(data, inputs, *, seed, pipeline_id=0, with_source=False, skipp
   if data.skip_corrupt:  # what the header checks cannot see, the decoders catch: logged, dropped
     ds = _count_dropped(ds.ignore_errors(log_warning=True), skipped)
   return ds.concatenate(_no_examples_error(ds.element_spec, len(inputs.files), data.path))
+
+
+@contextlib.contextmanager
+def data_loss_as_such():
+  """Re-raises the stream's error for a truncated TFRecord as tf.errors.DataLossError, its
+  message (which names the file) kept: a graph's Assert raises only InvalidArgumentError."""
+  try:
+    yield
+  except tf.errors.InvalidArgumentError as e:
+    if sources.TRUNCATED not in e.message:
+      raise
+    raise tf.errors.DataLossError(e.node_def, e.op, e.message) from e
 
 
 def _count_dropped(ds, total=None):

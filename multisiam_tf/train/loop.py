@@ -65,7 +65,8 @@ def train(config, workdir, strategy, hooks=()):
     with log.writer.as_default(), _Preemption() as preemption:
       while current < t.steps:
         start = time.time()
-        metrics = train_loop(iterator, tf.constant(_loop_length(current, t, hooks), tf.int64))
+        with pipeline.data_loss_as_such():
+          metrics = train_loop(iterator, tf.constant(_loop_length(current, t, hooks), tf.int64))
         metrics = {k: float(v) for k, v in metrics.items()}
         seconds = time.time() - start
         done, current = current, int(step.numpy())

@@ -186,6 +186,18 @@ def _tfrecord_with_bad_records(image_folder, path):
   return path
 
 
+def test_a_truncated_tfrecord_stops_training_with_a_data_loss_error_naming_it(
+    image_folder, tiny, tmp_path):
+  path = _tfrecord_with_bad_records(image_folder, str(tmp_path / 'part.tfrecord'))
+  whole = os.path.getsize(path)
+  with open(path, 'r+b') as f:
+    f.truncate(whole - 40)  # the two image-less records (18 bytes each) and the last image's end
+  config = tiny(path, steps=3, steps_per_loop=1, image_every=100)
+  config.data.update(format='tfrecord', num_examples=4)
+  with pytest.raises(tf.errors.DataLossError, match=f'{path}:truncated.*truncated TFRecord'):
+    loop.train(config, str(tmp_path / 'run'), distribute.make_strategy('default'))
+
+
 def test_skip_corrupt_totals_are_logged_and_written_as_a_scalar(
     image_folder, tiny, tmp_path, read_events, caplog, capfd):
   path = _tfrecord_with_bad_records(image_folder, str(tmp_path / 'part.tfrecord'))

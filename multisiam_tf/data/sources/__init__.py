@@ -20,6 +20,7 @@ from multisiam_tf.data.sources.counting import count_inputs
 from multisiam_tf.data.sources.counting import num_examples
 from multisiam_tf.data.sources.examples import read_tfrecords
 from multisiam_tf.data.sources.examples import TFRECORD_IMAGE_KEY
+from multisiam_tf.data.sources.examples import TRUNCATED
 from multisiam_tf.data.sources.files import IMAGE_EXTENSIONS
 from multisiam_tf.data.sources.listing import FORMATS
 from multisiam_tf.data.sources.listing import from_config

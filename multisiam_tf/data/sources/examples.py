@@ -5,6 +5,7 @@ from google.protobuf import message
 
 TFRECORD_IMAGE_KEY = 'image/encoded'  # TF Model Garden's and the Object Detection API's key
 _RECORD_FRAMING = 16  # bytes around each record: its length (8) and two CRCs (4 + 4)
+TRUNCATED = 'truncated TFRecord'  # begins the problem of a file that ends inside a record
 
 
 def _parse(serialized, image_key):
@@ -42,8 +43,8 @@ def _record_scan(f, size, image_key):
     encoded = _parse(serialized, image_key)  # the sentinel '' parses as an empty Example
     # The message is formatted at the sentinel only, not once per record.
     problem = tf.cond(end, lambda: tf.strings.format(
-        'truncated TFRecord: its {} bytes end inside a record; only the first {} bytes hold '
-        'whole records', (size, whole)), lambda: tf.where(tf.equal(encoded, ''), missing, ''))
+        TRUNCATED + ': its {} bytes end inside a record; only the first {} bytes hold whole '
+        'records', (size, whole)), lambda: tf.where(tf.equal(encoded, ''), missing, ''))
     key = tf.strings.join([f, tf.where(end, 'truncated', tf.strings.as_string(index))], ':')
     keep = tf.logical_not(end) | ((size >= 0) & (whole < size))
     whole += tf.cast(tf.strings.length(serialized), tf.int64) + _RECORD_FRAMING
