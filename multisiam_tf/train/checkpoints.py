@@ -148,14 +148,20 @@ def restore_newest(checkpoint, directory):
   A damaged newest checkpoint is skipped, with a warning naming the bad file, for the one before.
   """
   paths = [checkpoint_path(directory, s) for s in list_steps(directory)]
+  newest_error = None
   for path in reversed(paths):
     try:
       restore(checkpoint, path)
       return path
     except ValueError as e:
       logging.warning('%s; trying the previous checkpoint', e)
+      newest_error = newest_error or e
   if paths:
-    raise RuntimeError(f'no readable checkpoint among {paths}; move {directory} away to restart')
+    # Every checkpoint failing alike is more often code or config that changed than damage.
+    raise RuntimeError(
+        f'no readable checkpoint among {paths}; the newest: {newest_error}. If they were written '
+        'by another version of the model or input code, resume with that version; else move '
+        f'{directory} away to restart')
   _check_no_orphans(directory)
   return None
 

@@ -62,6 +62,22 @@ def test_all_checkpoints_unreadable_is_an_error(reference_run, tmp_path):
     checkpoints.restore_newest(checkpoint, directory)
 
 
+def test_every_checkpoint_damaged_is_an_error_naming_the_newest_cause(
+    reference_run, image_folder, tiny, tmp_path):
+  directory = str(tmp_path / 'checkpoints')
+  shutil.copytree(os.path.join(reference_run[0], checkpoints.CHECKPOINTS), directory)
+  for name in os.listdir(directory):
+    if '.data-' in name:
+      with open(os.path.join(directory, name), 'r+b') as f:
+        f.truncate(os.path.getsize(os.path.join(directory, name)) // 2)
+  model = loop.build_model(tiny(image_folder))
+  with pytest.raises(RuntimeError, match='no readable checkpoint among') as error:
+    checkpoints.restore_newest(tf.train.Checkpoint(model=model), directory)
+  newest = checkpoints.checkpoint_path(directory, checkpoints.list_steps(directory)[-1])
+  assert f'the newest: checkpoint {newest} cannot be restored: {newest}.data-' in str(error.value)
+  assert 'resume with that version' in str(error.value)
+
+
 @pytest.fixture
 def finished_run(reference_run, tmp_path):
   """A copy of the reference run's workdir (config.json, ckpt-2, -4, -6) to damage."""
