@@ -156,6 +156,12 @@ def restore_newest(checkpoint, directory):
     except ValueError as e:
       logging.warning('%s; trying the previous checkpoint', e)
       newest_error = newest_error or e
+  if len(paths) == 1 and not _index_readable(paths[0]):
+    # As with an orphan data file below: the first save was interrupted while its index (the
+    # last file a save writes) was being written.
+    logging.warning('the save of step %d was interrupted (%s.index is incomplete); starting '
+                    'afresh', step_of(paths[0]), paths[0])
+    return None
   if paths:
     # Every checkpoint failing alike is more often code or config that changed than damage.
     raise RuntimeError(
@@ -164,6 +170,14 @@ def restore_newest(checkpoint, directory):
         f'{directory} away to restart')
   _check_no_orphans(directory)
   return None
+
+
+def _index_readable(path):
+  try:
+    tf.train.load_checkpoint(path)
+    return True
+  except (tf.errors.OpError, ValueError):
+    return False
 
 
 def _check_no_orphans(directory):

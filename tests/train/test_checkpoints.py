@@ -62,6 +62,22 @@ def test_all_checkpoints_unreadable_is_an_error(reference_run, tmp_path):
     checkpoints.restore_newest(checkpoint, directory)
 
 
+def test_a_first_save_cut_inside_its_index_starts_afresh(reference_run, tmp_path, caplog):
+  directory = str(tmp_path / 'checkpoints')
+  shutil.copytree(os.path.join(reference_run[0], checkpoints.CHECKPOINTS), directory)
+  first, *later = checkpoints.list_steps(directory)
+  for name in os.listdir(directory):
+    if any(name.startswith(f'ckpt-{step}.') for step in later) or name == 'checkpoint':
+      os.remove(os.path.join(directory, name))
+  index = checkpoints.checkpoint_path(directory, first) + '.index'
+  with open(index, 'r+b') as f:
+    f.truncate(os.path.getsize(index) // 2)  # a kill -9 while the save wrote its last file
+  checkpoint = tf.train.Checkpoint(step=tf.Variable(0, dtype=tf.int64))
+  with caplog.at_level('WARNING', logger='absl'):
+    assert checkpoints.restore_newest(checkpoint, directory) is None
+  assert f'the save of step {first} was interrupted' in caplog.text
+
+
 def test_every_checkpoint_damaged_is_an_error_naming_the_newest_cause(
     reference_run, image_folder, tiny, tmp_path):
   directory = str(tmp_path / 'checkpoints')
