@@ -145,7 +145,8 @@ def _cause(path, error):
 def restore_newest(checkpoint, directory):
   """Restores the newest readable checkpoint in `directory`; returns its path, None if none.
 
-  A damaged newest checkpoint is skipped, with a warning naming the bad file, for the one before.
+  A damaged newest checkpoint is skipped, with a warning naming the bad file, for the one before;
+  a first save that was killed midway is no checkpoint (a warning says so).
   """
   paths = [checkpoint_path(directory, s) for s in list_steps(directory)]
   newest_error = None
@@ -156,20 +157,27 @@ def restore_newest(checkpoint, directory):
     except ValueError as e:
       logging.warning('%s; trying the previous checkpoint', e)
       newest_error = newest_error or e
-  if len(paths) == 1 and not _index_readable(paths[0]):
-    # As with an orphan data file below: the first save was interrupted while its index (the
-    # last file a save writes) was being written.
-    logging.warning('the save of step %d was interrupted (%s.index is incomplete); starting '
-                    'afresh', step_of(paths[0]), paths[0])
+  started = _started_steps(directory)
+  if len(started) == 1 and not _index_readable(checkpoint_path(directory, started[0])):
+    # A first save killed midway: its index, the last file a save writes, is missing or cut.
+    logging.warning('the save of step %d was interrupted (no complete index file); starting '
+                    'afresh', started[0])
     return None
-  if paths:
+  if started:
     # Every checkpoint failing alike is more often code or config that changed than damage.
+    cause = newest_error or 'every one has data files but no .index file'
     raise RuntimeError(
-        f'no readable checkpoint among {paths}; the newest: {newest_error}. If they were written '
-        'by another version of the model or input code, resume with that version; else move '
-        f'{directory} away to restart')
-  _check_no_orphans(directory)
+        f'no readable checkpoint in {directory} (steps {", ".join(map(str, started))}); the '
+        f'newest: {cause}. If they were written by another version of the model or input code, '
+        f'resume with that version; else move {directory} away to restart')
   return None
+
+
+def _started_steps(directory):
+  """The steps of every checkpoint a save began: those with a data or an index file."""
+  names = tf.io.gfile.listdir(directory) if tf.io.gfile.isdir(directory) else []
+  data = {int(m.group(1)) for m in map(_DATA.match, names) if m}
+  return sorted(data | set(list_steps(directory)))
 
 
 def _index_readable(path):
@@ -178,20 +186,6 @@ def _index_readable(path):
     return True
   except (tf.errors.OpError, ValueError):
     return False
-
-
-def _check_no_orphans(directory):
-  """Data files without their index: one step is a first save that was interrupted (its index
-  comes last), more are checkpoints whose index files were lost: no start from scratch then."""
-  names = tf.io.gfile.listdir(directory) if tf.io.gfile.isdir(directory) else []
-  orphans = sorted({m.group(1) for m in map(_DATA.match, names) if m}, key=int)
-  if len(orphans) > 1:
-    raise RuntimeError(f'no readable checkpoint in {directory}: the checkpoints of steps '
-                       f'{", ".join(orphans)} have data files but no .index file; move '
-                       f'{directory} away to restart from scratch')
-  if orphans:
-    logging.warning('the save of step %s was interrupted (no index file); starting afresh',
-                    orphans[0])
 
 
 def newest_step(workdir):

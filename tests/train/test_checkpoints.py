@@ -62,7 +62,8 @@ def test_all_checkpoints_unreadable_is_an_error(reference_run, tmp_path):
     checkpoints.restore_newest(checkpoint, directory)
 
 
-def test_a_first_save_cut_inside_its_index_starts_afresh(reference_run, tmp_path, caplog):
+@pytest.mark.parametrize('cut', ['inside_the_index', 'before_the_index'])
+def test_a_first_save_killed_midway_starts_afresh(reference_run, tmp_path, caplog, cut):
   directory = str(tmp_path / 'checkpoints')
   shutil.copytree(os.path.join(reference_run[0], checkpoints.CHECKPOINTS), directory)
   first, *later = checkpoints.list_steps(directory)
@@ -70,12 +71,26 @@ def test_a_first_save_cut_inside_its_index_starts_afresh(reference_run, tmp_path
     if any(name.startswith(f'ckpt-{step}.') for step in later) or name == 'checkpoint':
       os.remove(os.path.join(directory, name))
   index = checkpoints.checkpoint_path(directory, first) + '.index'
-  with open(index, 'r+b') as f:
-    f.truncate(os.path.getsize(index) // 2)  # a kill -9 while the save wrote its last file
+  if cut == 'inside_the_index':  # a kill -9 while the save wrote its last file
+    _truncate(index)
+  else:
+    os.remove(index)
   checkpoint = tf.train.Checkpoint(step=tf.Variable(0, dtype=tf.int64))
   with caplog.at_level('WARNING', logger='absl'):
     assert checkpoints.restore_newest(checkpoint, directory) is None
   assert f'the save of step {first} was interrupted' in caplog.text
+
+
+def test_two_checkpoints_without_a_complete_index_are_an_error(reference_run, tmp_path):
+  directory = str(tmp_path / 'checkpoints')
+  shutil.copytree(os.path.join(reference_run[0], checkpoints.CHECKPOINTS), directory)
+  first, second, *_ = checkpoints.list_steps(directory)
+  _truncate(checkpoints.checkpoint_path(directory, first) + '.index')
+  for name in os.listdir(directory):
+    if not name.startswith((f'ckpt-{first}.', f'ckpt-{second}.data')):
+      os.remove(os.path.join(directory, name))
+  with pytest.raises(RuntimeError, match=f'no readable checkpoint in .*steps {first}, {second}'):
+    checkpoints.restore_newest(tf.train.Checkpoint(step=tf.Variable(0, dtype=tf.int64)), directory)
 
 
 def test_every_checkpoint_damaged_is_an_error_naming_the_newest_cause(
@@ -87,7 +102,7 @@ def test_every_checkpoint_damaged_is_an_error_naming_the_newest_cause(
       with open(os.path.join(directory, name), 'r+b') as f:
         f.truncate(os.path.getsize(os.path.join(directory, name)) // 2)
   model = loop.build_model(tiny(image_folder))
-  with pytest.raises(RuntimeError, match='no readable checkpoint among') as error:
+  with pytest.raises(RuntimeError, match='no readable checkpoint in') as error:
     checkpoints.restore_newest(tf.train.Checkpoint(model=model), directory)
   newest = checkpoints.checkpoint_path(directory, checkpoints.list_steps(directory)[-1])
   assert f'the newest: checkpoint {newest} cannot be restored: {newest}.data-' in str(error.value)
