@@ -134,6 +134,15 @@ def split(images, labels, train_fraction):
   return (images[:n_train], labels[:n_train]), (images[n_train:], labels[n_train:])
 
 
+def spread(images, labels, count):
+  """`count` of the items, evenly spaced in sorted order (first and last included), so that a
+  few labelled frames still span every sequence of a video dataset."""
+  if not 0 < count <= len(images):
+    raise ValueError(f'--train_images {count}: the training split has {len(images)} images')
+  keep = np.unique(np.round(np.linspace(0, len(images) - 1, count)).astype(int))
+  return images[keep], labels[keep]
+
+
 CAMVID_CLASSES = ('sky', 'building', 'pole', 'road', 'pavement', 'tree', 'sign_symbol', 'fence',
                   'car', 'pedestrian', 'bicyclist')
 CITYSCAPES_CLASSES = ('road', 'sidewalk', 'building', 'wall', 'fence', 'pole', 'traffic light',

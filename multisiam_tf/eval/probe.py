@@ -313,6 +313,9 @@ def add_data_arguments(parser):
   parser.add_argument('--train_fraction', type=float, default=0.5,
                       help='first part of --data (in name order) to train on; the rest is val')
   parser.add_argument('--limit', type=int, help='use only the first N images of each folder')
+  parser.add_argument('--train_images', type=int,
+                      help='train on N of the training images, evenly spaced in name order '
+                      '(few labels: the regime pretraining is for); val keeps all of its own')
   parser.add_argument('--num_classes', type=int,
                       help='class ids 0..N-1 count; larger label values are ignored (default: '
                       "the dataset's; --format folder needs it)")
@@ -335,10 +338,11 @@ def check_arguments(parser, args):
 
 def load_splits(size, data=None, train=None, val=None, *, data_format='folder',
                 train_split='train', val_split='val', num_classes=None, ignore_index=None,
-                train_fraction=0.5, limit=None):
+                train_fraction=0.5, limit=None, train_images=None):
   """(train, val, class names, num_classes, ignore_index): one labelled set split by
-  train_fraction, or a train and a val set, as (uint8 images, uint8 labels) at size; every label
-  is checked to have its image's size. Unset classes and ignore value: the dataset's.
+  train_fraction, or a train and a val set, as (uint8 images, uint8 labels) at size, the training
+  split cut to `train_images` of its images (labelled.spread); every label is checked to have its
+  image's size. Unset classes and ignore value: the dataset's.
   Label values the classes and ignore value leave out are counted in a warning."""
   size = tuple(size)
   found = labelled.dataset(data or train, data_format, train_split)
@@ -349,6 +353,8 @@ def load_splits(size, data=None, train=None, val=None, *, data_format='folder',
     train, val = labelled.split(*train, train_fraction)
   else:
     val = labelled.load(val, size, limit, data_format, val_split)
+  if train_images is not None:
+    train = labelled.spread(*train, train_images)
   warn_unknown_classes((train[1], val[1]), num_classes, ignore_index)
   names = labelled.name_list(found.class_names, num_classes)
   return train, val, names, num_classes, ignore_index
@@ -370,4 +376,5 @@ def load_splits_of(args):
   return load_splits(args.size, args.data, args.train, args.val, data_format=args.format,
                      train_split=args.train_split, val_split=args.val_split,
                      num_classes=args.num_classes, ignore_index=args.ignore_index,
-                     train_fraction=args.train_fraction, limit=args.limit)
+                     train_fraction=args.train_fraction, limit=args.limit,
+                     train_images=args.train_images)

@@ -79,3 +79,27 @@ def test_label_values_beyond_num_classes_are_counted_in_a_warning(folder, caplog
   with caplog.at_level('WARNING'):
     probe.load_splits((6, 9), data=folder, num_classes=3, ignore_index=3, train_fraction=0.5)
   assert 'label pixels hold class ids' not in caplog.text
+
+
+@pytest.mark.parametrize('count, expected', [(1, [0]), (2, [0, 9]), (4, [0, 3, 6, 9]),
+                                             (10, list(range(10)))])
+def test_spread_keeps_evenly_spaced_frames_with_their_labels(count, expected):
+  images = np.random.default_rng(count).integers(0, 256, (10, 2, 3, 3), dtype=np.uint8)
+  labels = np.arange(10, dtype=np.uint8)[:, None, None] * np.ones((1, 2, 3), np.uint8)
+  kept_images, kept_labels = labelled.spread(images, labels, count)
+  np.testing.assert_array_equal(kept_images, images[expected])
+  np.testing.assert_array_equal(kept_labels[:, 0, 0], expected)
+
+
+@pytest.mark.parametrize('count', [0, 11])
+def test_spread_of_more_images_than_there_are_or_none_is_an_error(count):
+  with pytest.raises(ValueError, match=f'--train_images {count}: the training split has 10'):
+    labelled.spread(np.zeros((10, 1, 1, 3)), np.zeros((10, 1, 1)), count)
+
+
+def test_train_images_cuts_the_training_split_only(folder):
+  full, val, *_ = probe.load_splits((6, 9), train=folder, val=folder, num_classes=4)
+  train, val_cut, *_ = probe.load_splits((6, 9), train=folder, val=folder, num_classes=4,
+                                         train_images=2)
+  np.testing.assert_array_equal(train[0], full[0][[0, len(full[0]) - 1]])
+  np.testing.assert_array_equal(val_cut[0], val[0])
