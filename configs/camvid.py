@@ -10,7 +10,7 @@ The argument picks the method: multisiam (the default: the full model, configs/p
 table1/multisiam), byol (table1/byol) or byol_iou (table4/byol_iou), each at the `camvid` scale:
 a ResNet-18 at half width on 96 px views, batch 32, 600 steps (52 epochs), with the small-scale
 recipe (configs/multisiam_waymo.py:SMALL_RECIPE); `METHOD,adamw` (e.g. `byol,adamw`) trains with
-AdamW instead of LARS, which probed and fine-tuned better here on 11 of 12 pairs of method,
+AdamW instead of LARS, which probed and fine-tuned better here on 17 of 18 pairs of method,
 evaluation and seed. What each gives against a random init, over seeds: docs/METHOD.md
 section 10.
 """
