@@ -59,6 +59,8 @@ def parse(argv):
   parser.add_argument('--eval_size', type=int, nargs=2, default=(224, 224), metavar=('H', 'W'),
                       help='evaluation images and labels are resized to this')
   parser.add_argument('--eval_limit', type=int, help='only the first N images of each folder')
+  parser.add_argument('--eval_train_images', type=int,
+                      help='train the evaluations on N evenly spaced training images (few labels)')
   parser.add_argument('--finetune_steps', type=int, default=600)
   parser.add_argument('--finetune_batch_size', type=int, default=8)
   parser.add_argument('--finetune_lr', type=float, default=0.01)
@@ -121,14 +123,15 @@ def main(args):
     sys.exit(f'error: {e}')
   scores = evaluate.evaluate_all(
       plan.runs + plan.baselines, evaluation_options(args),
-      lambda: evaluate.load_data(args.eval_train, args.eval_val, args.eval_size,
-                                 args.num_classes, args.eval_limit),
+      evaluate.DataSpec(args.eval_train, args.eval_val, tuple(args.eval_size), args.num_classes,
+                        args.eval_limit, args.eval_train_images),
       args.curve_evaluations)
   study = report.aggregate(
       plan, selected, scores, args.evaluations, paper.PAPER_MIOU,
       {name: table.title for name, table in paper.TABLES.items()}, paper.RANDOM_INIT_MIOU,
       scale=args.scale, rows=args.rows, eval_train=args.eval_train, eval_val=args.eval_val,
-      eval_size=list(args.eval_size), eval_every=args.eval_every,
+      eval_size=list(args.eval_size), eval_limit=args.eval_limit,
+      eval_train_images=args.eval_train_images, eval_every=args.eval_every,
       curve_evaluations=args.curve_evaluations, options=evaluation_options(args))
   json_path, md_path = report.write(study, args.out)
   figure.draw(study, os.path.join(args.out, 'study.png'))

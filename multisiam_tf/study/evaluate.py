@@ -3,9 +3,9 @@ seed, fine-tuned (eval/finetune.py) and linearly probed (eval/probe.py) on one l
 folders, with the run's seed.
 
 The labelled images are decoded once for all evaluations. Each score goes to
-`<workdir>/study/<kind>-<step>.json` (finetune.run's or probe.run's record, with the options that
-made it) when it is done, so a restarted study evaluates only what is missing or was made with
-other options.
+`<workdir>/study/<kind>-<step>.json` (finetune.run's or probe.run's record, with the options and
+the data that made it) when it is done, so a restarted study evaluates only what is missing or
+was made with other options or other data.
 """
 
 import json
@@ -29,10 +29,21 @@ class Data(NamedTuple):
   class_names: list
 
 
-def load_data(train, val, size, num_classes, limit=None):
-  """The labelled train and val folders at size (H, W), the first `limit` images of each."""
-  train, val, names, _, _ = probe.load_splits(size, train=train, val=val, num_classes=num_classes,
-                                              limit=limit)
+class DataSpec(NamedTuple):
+  """The labelled folders at size (H, W): the first `limit` images of each, the training ones
+  cut to `train_images` (labelled.spread)."""
+  train: str
+  val: str
+  size: tuple
+  num_classes: int
+  limit: int = None
+  train_images: int = None
+
+
+def load_data(spec):
+  train, val, names, _, _ = probe.load_splits(
+      spec.size, train=spec.train, val=spec.val, num_classes=spec.num_classes, limit=spec.limit,
+      train_images=spec.train_images)
   return Data(train, val, names)
 
 
@@ -40,14 +51,20 @@ def result_path(run, kind, step):
   return os.path.join(run.workdir, RESULTS, f'{kind}-{step}.json')
 
 
-def read_result(run, kind, step, options):
-  """The stored record, None if there is none or it was made with other options."""
+def _made_by(options, spec):
+  """What a stored record must have been made with to be reused, as JSON reads it back."""
+  return json.loads(json.dumps({'study_options': options, 'study_data': spec._asdict()}))
+
+
+def read_result(run, kind, step, options, spec):
+  """The stored record, None if there is none or it was made with other options or data."""
   path = result_path(run, kind, step)
   if not os.path.exists(path):
     return None
   with open(path) as f:
     result = json.load(f)
-  return result if result.get('study_options') == json.loads(json.dumps(options)) else None
+  made_by = _made_by(options, spec)
+  return result if all(result.get(k) == v for k, v in made_by.items()) else None
 
 
 def _write(result, path):
@@ -78,12 +95,11 @@ def evaluate(run, step, kind, data, options):
   raise ValueError(f'unknown evaluation {kind!r}; known: {", ".join(KINDS)}')
 
 
-def evaluate_all(runs, options, data, curve_kinds=('probe',)):
+def evaluate_all(runs, options, spec, curve_kinds=('probe',)):
   """{(run name, seed, kind, step): mIoU} of every run for each kind of `options` ({kind: its
-  options}): at the last evaluation step, and at the earlier ones (the learning curve) for
-  `curve_kinds`; where the checkpoint exists. Evaluates what is not yet stored.
-
-  `data` is a function returning the Data, called only when an evaluation has to run.
+  options}) on the data of DataSpec `spec`: at the last evaluation step, and at the earlier ones
+  (the learning curve) for `curve_kinds`; where the checkpoint exists. Evaluates what is not yet
+  stored; the data are read only when an evaluation has to run.
   """
   scores, loaded = {}, None
   for run in runs:
@@ -94,12 +110,12 @@ def evaluate_all(runs, options, data, curve_kinds=('probe',)):
       for kind, kind_options in options.items():
         if step != run.eval_steps[-1] and kind not in curve_kinds:
           continue
-        result = read_result(run, kind, step, kind_options)
+        result = read_result(run, kind, step, kind_options, spec)
         if result is None:
-          loaded = loaded or data()
+          loaded = loaded or load_data(spec)
           logging.info('evaluating %s at step %d: %s', run.workdir, step, kind)
           result = dict(evaluate(run, step, kind, loaded, kind_options),
-                        study_options=kind_options)
+                        **_made_by(kind_options, spec))
           _write(result, result_path(run, kind, step))
         scores[run.name, run.seed, kind, step] = result['miou']
   return scores
