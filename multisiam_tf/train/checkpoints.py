@@ -176,8 +176,8 @@ def restore_newest(checkpoint, directory):
 def _started_steps(directory):
   """The steps of every checkpoint a save began: those with a data or an index file."""
   names = tf.io.gfile.listdir(directory) if tf.io.gfile.isdir(directory) else []
-  data = {int(m.group(1)) for m in map(_DATA.match, names) if m}
-  return sorted(data | set(list_steps(directory)))
+  return sorted({int(m.group(1)) for pattern in (_INDEX, _DATA) for m in map(pattern.match, names)
+                 if m})
 
 
 def _index_readable(path):
