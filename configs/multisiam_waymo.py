@@ -22,8 +22,11 @@ from multisiam_tf import config as config_lib
 WAYMO_TRAIN_IMAGES = 790_000  # §4.1: "around 790 thousand training images"
 
 # What it takes to learn at small scale (METHOD.md section 10): the optimiser and augmentation.
+# AdamW at lr 1e-3 for batch 32 (BN and biases without weight decay): it beat LARS on CamVid in
+# 17 of 18 pairs of method, evaluation and seed.
 SMALL_RECIPE = {
-    'optim.base_lr': 1.0, 'optim.tau_base': 0.99,
+    'optim.name': 'adamw', 'optim.base_lr': 0.008, 'optim.weight_decay': 0.05,
+    'optim.tau_base': 0.99,
     'data.color_strength': 0.5,  # half BYOL's colour jitter: colour is a cue of street classes
 }
 SMALL_SIZE = {

@@ -20,6 +20,8 @@ alignment with attention, 71.9). Table 1 runs the paper's schedule: 325 epochs, 
 tau_base 0.996, no accumulation. A scale below the paper's first puts its recipe (optimiser,
 augmentation) over the base; each row then changes it by the overrides written beside it, and
 the scale's size (data, network, batch, duration) replaces the row's fields where both set one.
+A row's `optim.base_lr` is the paper's, for LARS: below the paper's scale it becomes the same
+multiple of the recipe's lr (Table 8's lr_1.0, 1.0 / 0.3 of its base's, is 0.008 / 0.3 there).
 PAPER_MIOU: Cityscapes val mIoU.
 The same score in two tables is the same run (e.g. table2a/iou_0.5 = table2b/roi = table3/k3 =
 table4/cluster): the rows build equal configs, and the study runner trains them once.
@@ -186,5 +188,9 @@ def get_config(arg='table4/offset'):
     raise config_lib.ConfigError(f'{table!r} is a table: name one of its rows, '
                                  f'{", ".join(selected)}')
   recipe, size = SCALES[scale]
-  c = config_lib.override(_table_base(table), recipe)
-  return config_lib.override(config_lib.override(c, TABLES[table].rows[row][0]), size)
+  base = _table_base(table)
+  changes = dict(TABLES[table].rows[row][0])
+  if 'optim.base_lr' in changes and 'optim.base_lr' in recipe:
+    changes['optim.base_lr'] *= recipe['optim.base_lr'] / base.optim.base_lr
+  c = config_lib.override(config_lib.override(base, recipe), changes)
+  return config_lib.override(c, size)

@@ -10,8 +10,8 @@ run of this project) by the same linear probe and the same fine-tuning.
       [--workdir runs/ours]   # our own pretraining of the same config, scored beside
 
 The peer (multisiam_tf/reference/, `make torch-reference`) takes the config's backbone shape,
-views, heads, batch, steps, warmup, lr, weight decay, tau and seed, and solo-learn's LARS
-(--peer_optimizer, --peer_eta). Writes OUT/peer.pt (torch), OUT/keras/backbone.weights.h5 (for
+views, heads, batch, steps, warmup, optimiser, lr, weight decay, tau and seed; its LARS is
+solo-learn's (--peer_eta), and --peer_optimizer picks another. Writes OUT/peer.pt (torch), OUT/keras/backbone.weights.h5 (for
 scripts/probe.py and scripts/finetune.py --keras_weights) and OUT/compare.json; prints the
 probe's and the fine-tuning's per-class IoU side by side. --peer_checkpoint reuses a peer.pt.
 """
@@ -37,8 +37,8 @@ _CONFIG = config_lib.define_config_flag('config')
 _OUT = flags.DEFINE_string('out', None, 'Folder for peer.pt, keras/ and compare.json.')
 _PEER_CHECKPOINT = flags.DEFINE_string('peer_checkpoint', None, 'A peer.pt to score instead '
                                        'of pretraining one.')
-_PEER_OPTIMIZER = flags.DEFINE_enum('peer_optimizer', 'lars', torch_byol.OPTIMIZERS,
-                                    'The peer\'s optimizer.')
+_PEER_OPTIMIZER = flags.DEFINE_enum('peer_optimizer', None, torch_byol.OPTIMIZERS,
+                                    'The peer\'s optimizer (default: the config\'s optim.name).')
 _PEER_ETA = flags.DEFINE_float('peer_eta', 0.02, 'The peer\'s LARS trust coefficient.')
 _PEER_THREADS = flags.DEFINE_integer(
     'peer_threads', 0, 'torch.set_num_threads for the peer (0: torch\'s default, one per core); '
@@ -64,8 +64,8 @@ def peer_backbone(config):
   if not path:
     if config.data.format not in ('auto', 'folder'):
       raise app.UsageError(f'data.format is {config.data.format!r}; the peer reads a folder')
-    recipe = torch_byol.Recipe.from_config(config, optimizer=_PEER_OPTIMIZER.value,
-                                           eta=_PEER_ETA.value)
+    recipe = torch_byol.Recipe.from_config(
+        config, optimizer=_PEER_OPTIMIZER.value or config.optim.name, eta=_PEER_ETA.value)
     if _PEER_THREADS.value:
       torch.set_num_threads(_PEER_THREADS.value)
     model, losses = torch_byol.pretrain(recipe, torch_byol.load_images(config.data.path))

@@ -23,7 +23,7 @@ def load(path, arg=''):
     ('configs/camvid.py', ''),
     ('configs/camvid.py', 'byol'),
     ('configs/camvid.py', 'byol_iou'),
-    ('configs/camvid.py', 'multisiam,adamw'),
+    ('configs/camvid.py', 'multisiam,lars'),
     ('configs/multisiam_waymo.py', ''),
     ('configs/multisiam_waymo.py', 'ablation'),
     ('configs/multisiam_waymo.py', 'small'),
@@ -38,14 +38,15 @@ def test_shipped_configs_validate(path, arg):
   config_lib.validate(load(path, arg))
 
 
-def test_camvid_adamw_changes_the_optimiser_only():
-  lars, adamw = load('configs/camvid.py', 'byol'), load('configs/camvid.py', 'byol,adamw')
+def test_camvid_trains_with_adamw_and_lars_changes_the_optimiser_only():
+  adamw, lars = load('configs/camvid.py', 'byol'), load('configs/camvid.py', 'byol,lars')
   differ = {k for k, v in adamw.to_dict().items() if v != lars.to_dict()[k]}
   assert differ == {'optim'}
   assert (adamw.optim.name, adamw.optim.base_lr, adamw.optim.weight_decay) == ('adamw', 0.008, 0.05)
+  assert (lars.optim.name, lars.optim.base_lr, lars.optim.weight_decay) == ('lars', 1.0, 1e-5)
   assert {k: v for k, v in adamw.optim.items() if k not in ('name', 'base_lr', 'weight_decay')} == {
       k: v for k, v in lars.optim.items() if k not in ('name', 'base_lr', 'weight_decay')}
-  with pytest.raises(config_lib.ConfigError, match='METHOD,adamw'):
+  with pytest.raises(config_lib.ConfigError, match='METHOD,lars'):
     load('configs/camvid.py', 'byol,sgd')
 
 

@@ -115,11 +115,19 @@ def test_ablation_schedule_is_the_papers():
   assert full.train.accumulate_steps == 1
 
 
-# Below the paper's scale, the recipe (base_lr 1.0, tau_base 0.99) and the size (steps, no
-# accumulation) replace all that Table 1's schedule and the ablation schedule differ in, and
-# Table 8's lr row is its base.
-SMALL_SAME_RUN = SAME_RUN[:2] + [SAME_RUN[2] | {'table8/lr_1.0', 'table1/multisiam'},
+# Below the paper's scale, the recipe (optimiser, lr, tau_base 0.99) and the size (steps, no
+# accumulation) replace all that Table 1's schedule and the ablation schedule differ in.
+SMALL_SAME_RUN = SAME_RUN[:2] + [SAME_RUN[2] | {'table1/multisiam'},
                                  {'table1/byol', 'table4/byol'}]
+
+
+def row_value(name, field, recipe):
+  """What a row sets `field` to at a scale with `recipe`: a learning rate the same multiple of
+  the recipe's as the paper's row is of its table's base (0.3 on the ablation schedule)."""
+  value = ROWS[name][0].get(field, recipe[field])
+  if field == 'optim.base_lr' and field in ROWS[name][0]:
+    value *= recipe[field] / 0.3
+  return value
 
 
 @pytest.mark.parametrize('scale', ['paper', 'small', 'camvid', 'demo'])
@@ -137,16 +145,27 @@ def test_every_row_validates_and_only_the_listed_rows_share_a_run(scale):
   for name, c in configs.items():
     for field, value in size.items():
       assert flat(c)[field] == value, (name, field)
-    for field, value in recipe.items():  # the row's own value where it sets one
-      assert flat(c)[field] == ROWS[name][0].get(field, value), (name, field)
+    for field in recipe:  # the row's own value where it sets one
+      assert flat(c)[field] == pytest.approx(row_value(name, field, recipe)), (name, field)
 
 
 def test_row_changes_survive_a_scale_and_its_recipe():
   c = paper.get_config('table8/tau_0.996,camvid')
-  assert (c.optim.base_lr, c.optim.tau_base, tuple(c.data.area_range)) == (0.1, 0.996, (0.2, 1.0))
+  assert (c.optim.tau_base, tuple(c.data.area_range)) == (0.996, (0.2, 1.0))
+  assert (c.optim.name, c.optim.base_lr) == ('adamw', pytest.approx(0.008 * 0.1 / 0.3))
   assert (c.model.backbone.depth, c.train.steps, c.data.format) == (18, 600, 'folder')
   assert c.data.color_strength == waymo.SMALL_RECIPE['data.color_strength'] == 0.5
   assert paper.get_config('table8/scale_0.08,camvid').optim.tau_base == 0.99
+
+
+@pytest.mark.parametrize('scale', ['small', 'camvid', 'demo'])
+def test_table8_lr_rows_keep_their_ratio_to_the_base_at_every_scale(scale):
+  lr = {row: paper.get_config(f'table8/{row},{scale}').optim.base_lr
+        for row in ('scale_0.08', 'lr_1.0', 'tau_0.99')}
+  assert lr['scale_0.08'] == paper.SCALES[scale].recipe['optim.base_lr'] == 0.008
+  assert lr['lr_1.0'] / lr['scale_0.08'] == pytest.approx(1.0 / 0.3)
+  assert lr['tau_0.99'] / lr['scale_0.08'] == pytest.approx(0.1 / 0.3)
+  assert paper.get_config('table8/lr_1.0').optim.base_lr == 1.0  # the paper's own, for LARS
 
 
 def test_rows_selects_tables_and_rows_in_the_papers_order():

@@ -5,7 +5,7 @@ solo-learn's BYOL recipe (`solo/methods/byol.py`, `solo/utils/lars.py`), written
   target  EMA of f and g (parameters; BN statistics are the target's own, batch-statistics BN)
   loss    sum over the two directions of mean(2 - 2 cos(q(f(v_a)), g'(f'(v_b))))
   LARS    eta 0.02, the adapted lr clipped at the scheduled one, biases and BN parameters out of
-          weight decay and adaptation (or plain SGD with momentum)
+          weight decay and adaptation (or plain SGD with momentum, or AdamW with them undecayed)
   lr      base_lr * batch / 256, linear warmup from 0, then cosine to 0, per step
   tau     1 - (1 - tau_base) (cos(pi k / K) + 1) / 2 after the k-th update
 The shapes, views, batch, steps, warmup and seed come from this project's config (`Recipe.
@@ -29,7 +29,7 @@ from multisiam_tf.eval import labelled
 from multisiam_tf.reference import torch_augment
 from multisiam_tf.reference import torch_resnet
 
-OPTIMIZERS = ('lars', 'sgd')
+OPTIMIZERS = ('lars', 'sgd', 'adamw')
 
 
 @dataclasses.dataclass
@@ -56,7 +56,8 @@ class Recipe:
 
   @classmethod
   def from_config(cls, config, **overrides):
-    """The recipe at a config's scale: its backbone, views, heads, batch, schedule and seed."""
+    """The recipe at a config's scale: its backbone, views, heads, batch, schedule, optimiser (LARS
+    as solo-learn's unless `overrides` say otherwise) and seed."""
     if config.train.accumulate_steps != 1:
       raise ValueError(f'train.accumulate_steps is {config.train.accumulate_steps}; the peer '
                        'reference updates once per batch (1)')
@@ -68,7 +69,7 @@ class Recipe:
                  output_dim=config.model.head.output_dim, batch_size=config.train.batch_size,
                  steps=config.train.steps, warmup_steps=o.warmup_steps, base_lr=o.base_lr,
                  weight_decay=o.weight_decay, momentum=o.momentum, tau_base=o.tau_base,
-                 seed=config.seed)
+                 optimizer=o.name, seed=config.seed)
     return dataclasses.replace(recipe, **overrides)
 
   @property
@@ -164,6 +165,11 @@ def make_optimizer(recipe, params):
   if recipe.optimizer == 'sgd':
     return torch.optim.SGD(params, peak, momentum=recipe.momentum,
                            weight_decay=recipe.weight_decay)
+  if recipe.optimizer == 'adamw':  # Keras' epsilon, and BN and biases undecayed, as ours
+    params = list(params)
+    groups = [{'params': [p for p in params if p.ndim > 1], 'weight_decay': recipe.weight_decay},
+              {'params': [p for p in params if p.ndim <= 1], 'weight_decay': 0.0}]
+    return torch.optim.AdamW(groups, peak, eps=1e-7)
   raise ValueError(f'optimizer must be one of {OPTIMIZERS}, got {recipe.optimizer!r}')
 
 

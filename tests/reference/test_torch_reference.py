@@ -95,15 +95,16 @@ def test_hue_rotation_and_views():
 
 
 def test_recipe_takes_the_config_scale():
-  c = config_lib.waymo_recipe('small')
-  recipe = torch_byol.Recipe.from_config(c, optimizer='sgd')
+  c = config_lib.load(os.path.join(ROOT, 'configs', 'multisiam_waymo.py')).get_config('small')
+  recipe = torch_byol.Recipe.from_config(c)
   assert recipe.architecture == (18, 1.0, 16) and recipe.image_size == 112
   assert (recipe.batch_size, recipe.steps, recipe.warmup_steps) == (32, 300, 30)
-  assert recipe.optimizer == 'sgd' and recipe.eta == 0.02
+  assert (recipe.optimizer, recipe.weight_decay, recipe.eta) == ('adamw', 0.05, 0.02)
+  assert torch_byol.Recipe.from_config(c, optimizer='sgd').optimizer == 'sgd'
   assert torch_byol.learning_rate(0, recipe) == 0.0
-  assert torch_byol.learning_rate(30, recipe) == pytest.approx(1.0 * 32 / 256)
+  assert torch_byol.learning_rate(30, recipe) == pytest.approx(0.008 * 32 / 256)
   assert torch_byol.learning_rate(300, recipe) == pytest.approx(0.0)
-  assert torch_byol.target_momentum(0, recipe) == pytest.approx(0.996)
+  assert torch_byol.target_momentum(0, recipe) == pytest.approx(0.99)
   assert torch_byol.target_momentum(300, recipe) == pytest.approx(1.0)
 
 
@@ -119,6 +120,21 @@ def test_lars_step_matches_its_formula():
                              - 0.5 * trust * (torch.tensor([[0.0, 2.0]]) + 0.1 * torch.tensor(
                                  [[3.0, 4.0]])))
   torch.testing.assert_close(b.detach(), torch.tensor([0.75, -1.25]))
+
+
+def test_adamw_step_decays_weights_only_and_matches_its_formula():
+  rng = np.random.default_rng()
+  w0, b0, gw, gb = (rng.normal(size=s).astype(np.float32) for s in ((3, 4), (4,), (3, 4), (4,)))
+  w, b = torch.nn.Parameter(torch.tensor(w0)), torch.nn.Parameter(torch.tensor(b0))
+  recipe = torch_byol.Recipe(optimizer='adamw', base_lr=0.8, batch_size=32, weight_decay=0.05)
+  optimizer = torch_byol.make_optimizer(recipe, [w, b])
+  w.grad, b.grad = torch.tensor(gw), torch.tensor(gb)
+  optimizer.step()
+  lr = 0.8 * 32 / 256
+  # First Adam step: m / (sqrt(v) + eps) with bias correction is g / (|g| + eps).
+  np.testing.assert_allclose(w.detach().numpy(),
+                             w0 * (1 - lr * 0.05) - lr * gw / (np.abs(gw) + 1e-7), rtol=1e-5)
+  np.testing.assert_allclose(b.detach().numpy(), b0 - lr * gb / (np.abs(gb) + 1e-7), rtol=1e-5)
 
 
 def test_byol_steps_decrease_the_loss(tmp_path):

@@ -116,7 +116,7 @@ def test_pending_skips_finished_runs_and_refuses_a_workdir_of_another_config(tmp
   assert runs.finished(byol) and runs.pending(plan.runs) == [offset]
   write_config(offset, **{'optim.base_lr': 0.5})
   with pytest.raises(ValueError, match=r'holds a run of another config \(optim.base_lr: 0.5 '
-                                       r'there, 1.0 here\)'):
+                                       r'there, 0.008 here\)'):
     runs.pending(plan.runs)
 
 
