@@ -115,10 +115,13 @@ def _paired(table, errors, numerator, denominator, clock='s'):
   return float(np.median([a / b for a, b in by_round])), None
 
 
-def _matmul_fraction(table, rates, precision):
+def _matmul_fraction(table, errors, rates, precision):
   name = _name('multisiam', precision)
-  if name not in table or not rates.get(precision):
-    return None, f'{name} or the matmul rate in {precision} was not measured'
+  if name not in table:
+    return None, f'{name} did not run: {errors.get(name, "not asked for")}'
+  if not rates.get(precision):
+    return None, (f'the matmul rate in {precision} is measured by the bare steps\' workers '
+                  '(bare, torch_bare), and neither ran')
   return table[name]['gflop_per_s'] / max(rates[precision].values()), None
 
 
@@ -134,7 +137,7 @@ def ratios(table, errors, rates, precisions):
   NAME_per_cpu_s: the same ratio of images per CPU-second, which other jobs on a shared machine
   disturb far less than wall time."""
   errors = {_name(*key): why for key, why in errors.items()}
-  measures = {'multisiam_matmul_fraction': lambda p: _matmul_fraction(table, rates, p)}
+  measures = {'multisiam_matmul_fraction': lambda p: _matmul_fraction(table, errors, rates, p)}
   for clock, suffix in (('s', ''), ('cpu_s', '_per_cpu_s')):
     measures['multisiam_vs_byol' + suffix] = (
         lambda p, c=clock: _paired(table, errors, _name('multisiam', p), _name('byol', p), c))
