@@ -10,9 +10,10 @@ The argument picks the method: multisiam (the default: the full model, configs/p
 table1/multisiam), byol (table1/byol) or byol_iou (table4/byol_iou), each at the `camvid` scale:
 a ResNet-18 at half width on 96 px views, batch 32, 600 steps (52 epochs), with the small-scale
 recipe (configs/multisiam_waymo.py:SMALL_RECIPE: AdamW). `METHOD,lars` (e.g. `byol,lars`) trains
-with the paper's optimiser instead, at the base lr 1.0 that the recipe first had. MultiSiam's
-best results here came from 2400 steps (`--config.train.steps=2400`). What each gives against a
-random init, over seeds: docs/METHOD.md section 10.
+with the paper's optimiser instead, at the base lr 1.0 that the recipe first had. BYOL and
+MultiSiam gave their best results here after 2400 steps (`--config.train.steps=2400`, about 25
+minutes on 2 cores). What each gives against a random init, over seeds: docs/METHOD.md
+section 10.
 """
 
 import os
