@@ -11,9 +11,10 @@ run of this project) by the same linear probe and the same fine-tuning.
 
 The peer (multisiam_tf/reference/, `make torch-reference`) takes the config's backbone shape,
 views, heads, batch, steps, warmup, optimiser, lr, weight decay, tau and seed; its LARS is
-solo-learn's (--peer_eta), and --peer_optimizer picks another. Writes OUT/peer.pt (torch), OUT/keras/backbone.weights.h5 (for
-scripts/probe.py and scripts/finetune.py --keras_weights) and OUT/compare.json; prints the
-probe's and the fine-tuning's per-class IoU side by side. --peer_checkpoint reuses a peer.pt.
+solo-learn's (--peer_eta), and --peer_optimizer picks another. Writes OUT/peer.pt (torch),
+OUT/keras/backbone.weights.h5 (for scripts/probe.py and scripts/finetune.py --keras_weights) and
+OUT/compare.json; prints the probe's and the fine-tuning's per-class IoU side by side.
+--peer_checkpoint reuses a peer.pt.
 """
 
 import dataclasses
@@ -64,8 +65,8 @@ def peer_backbone(config):
   if not path:
     if config.data.format not in ('auto', 'folder'):
       raise app.UsageError(f'data.format is {config.data.format!r}; the peer reads a folder')
-    recipe = torch_byol.Recipe.from_config(
-        config, optimizer=_PEER_OPTIMIZER.value or config.optim.name, eta=_PEER_ETA.value)
+    chosen = {'optimizer': _PEER_OPTIMIZER.value} if _PEER_OPTIMIZER.value else {}
+    recipe = torch_byol.Recipe.from_config(config, eta=_PEER_ETA.value, **chosen)
     if _PEER_THREADS.value:
       torch.set_num_threads(_PEER_THREADS.value)
     model, losses = torch_byol.pretrain(recipe, torch_byol.load_images(config.data.path))

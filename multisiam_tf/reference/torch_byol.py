@@ -56,8 +56,8 @@ class Recipe:
 
   @classmethod
   def from_config(cls, config, **overrides):
-    """The recipe at a config's scale: its backbone, views, heads, batch, schedule, optimiser (LARS
-    as solo-learn's unless `overrides` say otherwise) and seed."""
+    """The recipe at a config's scale: its backbone, views, heads, batch, schedule, optimiser
+    (its LARS is solo-learn's) and seed; `overrides` replace any of them."""
     if config.train.accumulate_steps != 1:
       raise ValueError(f'train.accumulate_steps is {config.train.accumulate_steps}; the peer '
                        'reference updates once per batch (1)')
