@@ -46,7 +46,7 @@ demo: $(INSTALLED)
 	$(PY) scripts/study.py --rows table1/byol,table1/multisiam --scale demo --seeds 0 --out $(DEMO) \
 	    --eval_train $(DEMO)/data --eval_val $(DEMO)/heldout --num_classes 9 --eval_size 96 144 \
 	    --finetune_steps 300
-	$(PY) scripts/export.py --workdir $(DEMO_RUN) --format saved_model --out saved_models/demo
+	$(PY) scripts/export.py --workdir $(DEMO_RUN) --format saved_model --out saved_models/demo --overwrite
 	$(PY) scripts/visualize.py --workdir $(DEMO_RUN) --images $(DEMO)/heldout/images --num 6 \
 	    --size 160 240 --out $(DEMO)/clusters.png
 	@echo "demo outputs: $(DEMO)/views.png $(DEMO)/study.md $(DEMO)/study.png $(DEMO)/clusters.png saved_models/demo/"

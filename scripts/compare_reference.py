@@ -6,7 +6,7 @@ run of this project) by the same linear probe and the same fine-tuning.
       --config.data.path=../shared/data/camvid_train/images --config.data.num_examples=367 \
       --config.train.batch_size=32 --config.train.steps=300 --config.optim.warmup_steps=30 \
       --train ../shared/data/camvid_train --val ../shared/data/camvid_val \
-      --num_classes 11 --ignore_index 11 --size 180 240 --out runs/peer \
+      --num_classes 11 --ignore_index 11 --size 180,240 --crop 128,128 --out runs/peer \
       [--workdir runs/ours]   # our own pretraining of the same config, scored beside
 
 The peer (multisiam_tf/reference/, `make torch-reference`) takes the config's backbone shape,

@@ -5,7 +5,6 @@ r"""Runs a tf.data service dispatcher or worker until killed, to move input work
   python scripts/pretrain.py ... --config.data.service_address=grpc://HOST:5050
 """
 
-from absl import app
 from absl import flags
 from absl import logging
 import tensorflow as tf

@@ -23,7 +23,6 @@ from absl import flags
 from multisiam_tf import cli
 from multisiam_tf import config as config_lib
 from multisiam_tf.eval import online
-from multisiam_tf.train import checkpoints
 from multisiam_tf.train import distribute
 from multisiam_tf.train import loop
 from multisiam_tf.train import summaries

@@ -8,7 +8,6 @@ stride follow models/resnet.py exactly: every stage's channels are int(base * wi
 Init is torchvision's: kaiming_normal_(fan_out, relu) kernels, BN weight 1 and bias 0.
 """
 
-import torch
 from torch import nn
 
 BN_EPSILON = 1e-5

@@ -27,8 +27,8 @@ from multisiam_tf.models import multisiam
 
 CHECKPOINTS = 'checkpoints'
 CONFIG = 'config.json'
-# Fields a restart may change: how long, how often, where the data service is.
-_RESTART_MAY_CHANGE = ('train.', 'optim.', 'seed', 'data.service_address')
+# Fields a restart may change: how long, how often, what it monitors, where the data service is.
+_RESTART_MAY_CHANGE = ('train.', 'optim.', 'eval.', 'seed', 'data.service_address')
 _INDEX = re.compile(r'ckpt-(\d+)\.index$')
 _DATA = re.compile(r'ckpt-(\d+)\.data-\d+-of-\d+$')
 

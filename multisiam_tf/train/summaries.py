@@ -137,7 +137,8 @@ def cluster_colours(assignment, flip, size):
 class Profiler:
   """A hook of `loop.train`: given steps (START, END), a profiler trace of the updates after
   step START up to END, into workdir/profile/, which TensorBoard shows with the `profile` extra
-  installed; given no steps, nothing."""
+  installed; given no steps, nothing. Hooks run between loops, after an update: a trace asked
+  from step 0, or a run resumed inside the window, starts after the first update."""
 
   def __init__(self, steps, workdir):
     self._steps, self._logdir = tuple(steps), os.path.join(workdir, PROFILE)
@@ -145,7 +146,9 @@ class Profiler:
 
   def next_step(self, step):
     """The next step at which the loop must hand over: the trace's start or end."""
-    return next((s for s in self._steps if s > step), None)
+    if not self._steps or step >= self._steps[1]:
+      return None
+    return self._steps[1] if self._running else max(self._steps[0], step + 1)
 
   def __call__(self, model, step):
     del model

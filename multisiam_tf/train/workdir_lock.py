@@ -8,7 +8,6 @@ import os
 import socket
 
 from absl import logging
-import tensorflow as tf
 
 LOCK = 'lock.json'
 
@@ -22,12 +21,18 @@ def lock(workdir, chief=True):
   """Holds workdir/lock.json (host, pid, start time) while the block runs; the chief's alone.
 
   A lock whose holder is gone (this host, no such process) is taken over with a warning;
-  a live holder, or one on another host, raises WorkdirLocked naming it.
+  a live holder, or one on another host, raises WorkdirLocked naming it. A workdir on a remote
+  file system (gs://...) has no atomic create, so it is not locked (a warning says so).
   """
   if not chief:
     yield
     return
-  tf.io.gfile.makedirs(workdir)
+  if '://' in workdir:
+    logging.warning('%s is not on a local file system: it is not locked against a second run',
+                    workdir)
+    yield
+    return
+  os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, LOCK)
   mine = {'host': socket.gethostname(), 'pid': os.getpid(),
           'started': datetime.datetime.now().isoformat(timespec='seconds')}
@@ -41,13 +46,18 @@ def lock(workdir, chief=True):
 
 
 def _create(path, holder):
-  """Writes the lock file if none exists (O_EXCL: of two runs exactly one creates it)."""
+  """Puts the lock file in place, whole, if none exists: written aside, then hard-linked (a link
+  fails if the name exists), so of two runs exactly one creates it and no run reads it half
+  written."""
+  aside = f'{path}.{os.getpid()}'
+  with open(aside, 'w') as f:
+    json.dump(holder, f)
   try:
-    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    os.link(aside, path)
   except FileExistsError:
     return False
-  with os.fdopen(fd, 'w') as f:
-    json.dump(holder, f)
+  finally:
+    os.remove(aside)
   return True
 
 
@@ -70,8 +80,9 @@ def _take_over_if_stale(path, workdir):
         f'{workdir} is in use by the run of pid {holder["pid"]} on host {holder["host"]}, '
         f'started {holder["started"]} ({path}); if that run is gone, delete {path}')
   logging.warning('taking over the lock of a run that is gone: %s', holder or 'unreadable')
-  with contextlib.suppress(FileNotFoundError):
-    os.remove(path)
+  if _read_lock(path) == holder:  # not a lock another restart has just put in its place
+    with contextlib.suppress(FileNotFoundError):
+      os.remove(path)
 
 
 def _alive(pid):

@@ -153,6 +153,27 @@ def test_every_variant_builds_and_steps(tiny, name):
     np.testing.assert_allclose(np.linalg.norm(queue[:pushed], axis=1), 1.0, rtol=1e-5)
 
 
+def _losses_at_init(config):
+  """forward's losses of the model of `config` built from seed 0, on random_batch."""
+  keras.utils.set_random_seed(0)
+  m, _ = loop.build_model(config).forward(random_batch(config), training=True)
+  return {k: float(m[k]) for k in ('loss_1d', 'loss_2d')}
+
+
+@pytest.mark.parametrize('name', sorted(set(ABLATIONS) - set(SAME_MODEL_AS) - {'offset'}))
+def test_every_variant_changes_the_loss_of_the_full_model(tiny, name):
+  """From the same init on the same batch, each variant's field changes what the model computes:
+  a switch the model ignored would give the full model's losses."""
+  size = 64 if 'model.kmeans.k' in ABLATIONS[name] else 32
+  full = _losses_at_init(tiny({'data.image_size': size}))
+  variant = _losses_at_init(tiny({'data.image_size': size, **ABLATIONS[name]}))
+  assert variant != full, name
+  if name == 'byol':
+    assert variant['loss_2d'] == 0.0
+  elif name not in ('moco', 'cluster'):  # these two build other weights; the rest the same
+    assert variant['loss_1d'] == full['loss_1d'] and variant['loss_2d'] != full['loss_2d'], name
+
+
 @pytest.fixture(scope='module')
 def scenes(tmp_path_factory):
   folder = str(tmp_path_factory.mktemp('scenes'))

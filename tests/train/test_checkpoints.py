@@ -155,6 +155,18 @@ def test_garbage_state_file_resumes_from_the_listed_checkpoints(
     assert json.load(f)['run']['changes'] == [{'train.log_every': [1, 3]}]
 
 
+def test_restart_may_change_schedule_monitoring_and_seed_but_not_the_model(tiny_config):
+  """check_restart on two configs: train.*, optim.*, eval.* and seed changes are returned,
+  a model.* or data.* change is refused naming the field."""
+  saved = tiny_config()
+  allowed = {'train.log_every': 7, 'optim.base_lr': 0.5, 'eval.every': 3, 'seed': 9}
+  changed = checkpoints.check_restart(tiny_config(overrides=allowed), saved)
+  assert {k: v[1] for k, v in changed.items()} == allowed
+  for field, value in (('model.kmeans.k', 3), ('data.iou_threshold', 0.3)):
+    with pytest.raises(checkpoints.ConfigChanged, match=rf'{field}: \S+ in the workdir'):
+      checkpoints.check_restart(tiny_config(overrides={field: value}), saved)
+
+
 @pytest.mark.parametrize('field, value', [('model.backbone.depth', 34), ('data.image_size', 64)])
 def test_restart_with_another_model_is_refused_before_writing(
     finished_run, image_folder, tiny_config, field, value):

@@ -124,6 +124,13 @@ def test_epochs_without_num_examples_count_the_source_once(image_folder, tiny_co
     assert json.load(f)['num_examples'] == 8
 
 
+def test_a_run_in_steps_does_not_count_the_source(image_folder, tiny_config, tmp_path):
+  config = tiny_config(overrides={'data.path': image_folder, 'data.num_examples': 0,
+                                  'train.steps': 4, 'optim.warmup_steps': 1})
+  assert loop._with_num_examples(config, str(tmp_path)).data.num_examples == 0
+  assert not os.listdir(tmp_path)
+
+
 def _tensorboard_events(workdir):
   """TensorBoard's own reader on the run's events, every record kept."""
   accumulator = event_accumulator.EventAccumulator(
@@ -213,3 +220,21 @@ def test_skip_corrupt_totals_are_logged_and_written_as_a_scalar(
   assert written == [events[s] for s in (1, 2, 3)] and written[-1] >= 2
   assert 'data: this pass skipped 2 inputs' in capfd.readouterr().err
   assert f'data: {int(written[-1])} inputs skipped in this run' in caplog.text
+
+
+@pytest.mark.parametrize('window, step, hand_overs', [
+    ((0, 3), 0, [1, 3]),  # from the start: after the first update
+    ((2, 6), 0, [2, 6]),
+    ((2, 6), 4, [5, 6]),  # resumed inside the window
+    ((2, 6), 6, []),  # resumed past it
+])
+def test_the_profiler_traces_its_window_from_the_first_hand_over_in_it(
+    window, step, hand_overs, tmp_path):
+  profiler, seen = summaries.Profiler(window, str(tmp_path)), []
+  while (stop := profiler.next_step(step)) is not None:  # the loop's hand-overs
+    step = stop
+    profiler(None, step)
+    seen.append(step)
+  assert seen == hand_overs
+  traces = tmp_path.glob(f'{summaries.PROFILE}/plugins/profile/*/*.xplane.pb')
+  assert bool(list(traces)) == bool(hand_overs)

@@ -7,6 +7,7 @@ cached in the workdir, keyed by the data fields it depends on, so a restart does
 
 import json
 import os
+import socket
 
 import tensorflow as tf
 
@@ -51,9 +52,10 @@ def num_examples(data, workdir):
       return cached['num_examples']
   count = count_examples(data)
   tf.io.gfile.makedirs(workdir)
-  with tf.io.gfile.GFile(path + '.tmp', 'w') as f:
+  aside = f'{path}.{socket.gethostname()}.{os.getpid()}.tmp'  # every worker writes its own
+  with tf.io.gfile.GFile(aside, 'w') as f:
     json.dump({'source': key, 'num_examples': count}, f, indent=2)
-  tf.io.gfile.rename(path + '.tmp', path, overwrite=True)  # whole or absent after a kill
+  tf.io.gfile.rename(aside, path, overwrite=True)  # whole or absent after a kill
   return count
 
 
