@@ -14,13 +14,14 @@ from multisiam_tf import config as config_lib
 
 waymo = config_lib.load(os.path.join(os.path.dirname(__file__), 'multisiam_waymo.py'))
 
-SODA5M_IMAGES = 5_000_000  # §4.2: "a 5-million subset of SODA10M (split 0, 2, 4, 6, 8)"
+# §4.2: "a 5-million subset of SODA10M (split 0, 2, 4, 6, 8)"; also paper.py's table1/soda5m.
+SODA5M = {'data.format': 'soda10m', 'data.split': 'unlabeled', 'data.soda_splits': (0, 2, 4, 6, 8),
+          'data.num_examples': 5_000_000}
+EPOCHS = 55
 
 
 def get_config(arg=''):
-  c = waymo.get_config(arg)
-  c.data.update(format='soda10m', split='unlabeled', soda_splits=(0, 2, 4, 6, 8),
-                num_examples=SODA5M_IMAGES)
+  c = config_lib.override(waymo.get_config(arg), SODA5M)
   if c.train.epochs == 325:  # the Waymo schedule's; the ablation and small variants keep theirs
-    c.train.epochs = 55
+    c.train.epochs = EPOCHS
   return c

@@ -355,17 +355,15 @@ def _run(what):
     report['train_step'], matmul = step['train_step'], step['matmul_gflop_per_s']
     report['ratios'].update(step['ratios'])
   else:
-    report['ratios'].update({name: None for name in _STEP_RATIOS},
-                            **{f'{name}_reason': 'train_step not run' for name in _STEP_RATIOS})
+    names = train_step.RATIOS
+    report['ratios'].update({name: None for name in names},
+                            **{f'{name}_reason': 'train_step not run' for name in names})
   if what in ('input', 'all'):
     report['input'], ratio = _input_section(benchmark_input())
     report['ratios'].update(ratio)
   else:
     report['ratios'].update(input_vs_pil=None, input_vs_pil_reason='input not run')
   return {'machine': _machine(matmul), **report}
-
-
-_STEP_RATIOS = ('multisiam_vs_byol', 'bare_vs_torch', 'multisiam_matmul_fraction')
 
 
 def _table(results):

@@ -24,7 +24,7 @@ _EVERY = 10_000  # inputs between progress lines
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  data = config_lib.from_flag(_CONFIG).data
+  data = cli.config_or_exit(_CONFIG).data
   inputs = sources.from_config(data)
   logging.info('checking the %d %s files of data.path=%s', len(inputs.files), inputs.format,
                data.path)

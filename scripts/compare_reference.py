@@ -19,7 +19,6 @@ OUT/compare.json; prints the probe's and the fine-tuning's per-class IoU side by
 
 import dataclasses
 import os
-import sys
 
 from absl import app
 from absl import flags
@@ -95,10 +94,7 @@ def evaluate(backbone, architecture, train, val, names, seed):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  try:
-    config = config_lib.from_flag(_CONFIG)
-  except config_lib.ConfigError as e:
-    sys.exit(f'error: {e}')
+  config = cli.config_or_exit(_CONFIG)
   os.makedirs(_OUT.value, exist_ok=True)
   train, val, names, _, _ = probe.load_splits(
       tuple(map(int, _SIZE.value)), train=_TRAIN.value, val=_VAL.value,

@@ -47,8 +47,8 @@ def default_out(workdir, fmt, step):
 
 
 def main(args):
-  step = checkpoints.newest_step(args.workdir) if args.step is None else args.step
-  backbone, config = checkpoints.restore_backbone(args.workdir, step)
+  # Without --step: the newest checkpoint that reads, past a damaged one.
+  backbone, config, step = checkpoints.restore_backbone(args.workdir, args.step)
   out = args.out or default_out(args.workdir, args.format, step)
   if args.format == 'saved_model':
     out = os.path.join(out, str(step))  # TF Serving's <model base path>/<version>/

@@ -8,7 +8,7 @@ decoded, resized and normalised inside the SavedModel, --batch_size at a time. O
   .npz       `names` (paths relative to --images) and one array [N, ...] per output;
   .tfrecord  one tf.train.Example per image: `name`, and per output `<o>` (float list,
              flattened) with `<o>_shape`. It is written as it goes, for folders too big for RAM.
-An image that does not decode is skipped with a warning (listed at the end).
+An image that does not decode is skipped with a warning naming it; the end counts them.
 """
 
 import io
@@ -21,8 +21,10 @@ import numpy as np
 import tensorflow as tf
 
 from multisiam_tf import progress as progress_lib
+from multisiam_tf.data.sources import files as source_files
 
-EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif')
+# The SavedModel decodes with tf.io.decode_image, which reads these two as well.
+EXTENSIONS = source_files.IMAGE_EXTENSIONS + ('.bmp', '.gif')
 
 
 def parse(argv):
@@ -39,8 +41,7 @@ def parse(argv):
 
 
 def list_images(folder):
-  paths = [os.path.join(root, name) for root, _, names in tf.io.gfile.walk(folder)
-           for name in names if name.lower().endswith(EXTENSIONS)]
+  paths = [p for p in source_files.walk(folder) if p.lower().endswith(EXTENSIONS)]
   if not paths:
     raise FileNotFoundError(f'no {"/".join(EXTENSIONS)} images under {folder}')
   return sorted(paths)
@@ -78,21 +79,13 @@ def example(name, features):
   return tf.train.Example(features=tf.train.Features(feature=feature))
 
 
-def main(args):
-  outputs = args.outputs.split(',')
-  signature = tf.saved_model.load(args.saved_model).signatures['serving_default']
-  unknown = set(outputs) - set(signature.structured_outputs)
-  if unknown:
-    raise ValueError(f'--outputs {sorted(unknown)} not in {sorted(signature.structured_outputs)}')
-  paths = list_images(args.images)
-  tf.io.gfile.makedirs(os.path.dirname(args.out) or '.')
-  writer = tf.io.TFRecordWriter(args.out) if args.out.endswith('.tfrecord') else None
+def _extract(signature, paths, args, outputs, writer):
+  """(names kept, {output: [arrays]}): each batch's features, written to `writer` if given."""
   names, arrays = [], {o: [] for o in outputs}
   progress = progress_lib.bar(len(paths), unit_name='image')
   for start in range(0, len(paths), args.batch_size):
     batch = paths[start:start + args.batch_size]
-    encoded = [read(p) for p in batch]
-    features, kept = run_batch(signature, encoded, batch, outputs)
+    features, kept = run_batch(signature, [read(p) for p in batch], batch, outputs)
     kept = [os.path.relpath(p, args.images) for p in kept]
     if writer:
       for i, name in enumerate(kept):
@@ -102,11 +95,28 @@ def main(args):
         arrays[o].append(features[o])
     names += kept
     progress.add(len(batch))
+  return names, arrays
+
+
+def main(args):
+  outputs = args.outputs.split(',')
+  signature = tf.saved_model.load(args.saved_model).signatures['serving_default']
+  unknown = set(outputs) - set(signature.structured_outputs)
+  if unknown:
+    raise ValueError(f'--outputs {sorted(unknown)} not in {sorted(signature.structured_outputs)}')
+  paths = list_images(args.images)
+  tf.io.gfile.makedirs(os.path.dirname(args.out) or '.')
+  writer = tf.io.TFRecordWriter(args.out) if args.out.endswith('.tfrecord') else None
+  try:
+    names, arrays = _extract(signature, paths, args, outputs, writer)
+  finally:
+    if writer:
+      writer.close()
   if not names:
+    if writer:
+      tf.io.gfile.remove(args.out)  # no file of zero images left behind
     raise RuntimeError(f'none of the {len(paths)} images under {args.images} decoded')
-  if writer:
-    writer.close()
-  else:
+  if not writer:
     buffer = io.BytesIO()  # zipfile seeks back, which a GFile being written cannot
     np.savez(buffer, names=np.array(names), **{o: np.concatenate(arrays[o]) for o in outputs})
     with tf.io.gfile.GFile(args.out, 'wb') as f:

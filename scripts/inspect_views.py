@@ -68,7 +68,7 @@ def _row(key, encoded, example):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  config = config_lib.from_flag(_CONFIG)
+  config = cli.config_or_exit(_CONFIG)
   inputs = sources.from_config(config.data)
   examples = pipeline.make_examples(config.data, inputs, seed=config.seed, with_source=True)
   rows = [_row(*element) for element in examples.take(_NUM.value)]

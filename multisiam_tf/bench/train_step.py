@@ -132,13 +132,21 @@ def _versus_torch(table, errors, precision, clock='s'):
   return _paired(table, errors, _name('bare', precision), _name('torch_bare', precision), clock)
 
 
+_CLOCKS = (('s', ''), ('cpu_s', '_per_cpu_s'))
+# Every ratio `ratios` reports, measured or null.
+RATIOS = ('multisiam_matmul_fraction',) + tuple(
+    name + suffix
+    for name in ('multisiam_vs_byol', 'bare_vs_torch', 'multisiam_bfloat16_vs_float32')
+    for _, suffix in _CLOCKS)
+
+
 def ratios(table, errors, rates, precisions):
-  """The train_step ratios, each {precision: value}; a null value's reason under NAME_reason.
-  NAME_per_cpu_s: the same ratio of images per CPU-second, which other jobs on a shared machine
-  disturb far less than wall time."""
+  """The train_step ratios (RATIOS), each {precision: value} but the bfloat16 / float32 one; a
+  null value's reason under NAME_reason. NAME_per_cpu_s: the same ratio of images per
+  CPU-second, which other jobs on a shared machine disturb far less than wall time."""
   errors = {_name(*key): why for key, why in errors.items()}
   measures = {'multisiam_matmul_fraction': lambda p: _matmul_fraction(table, errors, rates, p)}
-  for clock, suffix in (('s', ''), ('cpu_s', '_per_cpu_s')):
+  for clock, suffix in _CLOCKS:
     measures['multisiam_vs_byol' + suffix] = (
         lambda p, c=clock: _paired(table, errors, _name('multisiam', p), _name('byol', p), c))
     measures['bare_vs_torch' + suffix] = lambda p, c=clock: _versus_torch(table, errors, p, c)
@@ -149,10 +157,10 @@ def ratios(table, errors, rates, precisions):
     reasons = {p: why for p, (_, why) in values.items() if why}
     if reasons:
       out[name + '_reason'] = reasons
-  if set(PRECISIONS) <= set(precisions):
-    for clock, suffix in (('s', ''), ('cpu_s', '_per_cpu_s')):
-      value, why = _paired(table, errors, 'multisiam_bfloat16', 'multisiam_float32', clock)
-      out['multisiam_bfloat16_vs_float32' + suffix] = value
-      if why:
-        out[f'multisiam_bfloat16_vs_float32{suffix}_reason'] = why
+  for clock, suffix in _CLOCKS:
+    value, why = (_paired(table, errors, 'multisiam_bfloat16', 'multisiam_float32', clock)
+                  if set(PRECISIONS) <= set(precisions) else (None, 'needs both precisions'))
+    out['multisiam_bfloat16_vs_float32' + suffix] = value
+    if why:
+      out[f'multisiam_bfloat16_vs_float32{suffix}_reason'] = why
   return out

@@ -77,11 +77,11 @@ def make_examples(data, inputs, *, seed, pipeline_id=0, with_source=False, skipp
     A dataset of example dicts (see make_pair), or of (key, encoded, example) with_source.
   """
   # Without skip_corrupt, the header checks run in the same function as the decoding (one
-  # parallel map fewer per image than one_pass's separate checking map); an Assert still stops
+  # parallel map fewer per image than a separate checking map); an Assert still stops
   # the stream at a bad input, naming it, before anything decodes it.
   check_here = not data.skip_corrupt
   examples = (_read_pass(inputs, data, seed=seed) if check_here
-              else one_pass(inputs, data, seed=seed, skipped=skipped)).repeat()
+              else skipping_pass(inputs, data, seed=seed, skipped=skipped)).repeat()
   base_seed = tf.constant([seed, pipeline_id], tf.int64)
 
   def to_example(index, source):
@@ -137,18 +137,11 @@ def shard_files(files, input_context):
   return tuple(files[input_context.input_pipeline_id::count])
 
 
-def one_pass(inputs, data, *, seed, skipped=None):
-  """One shuffled pass over `inputs` (sources.Inputs) as (key, encoded) pairs, each checked.
-
-  A bad input (sources.problem) stops the pass with an error naming it, or with
-  data.skip_corrupt is logged by name and dropped, counted in `skipped` (a tf.Variable) if given;
-  the pass' end then logs how many it skipped.
-  """
-  ds = _read_pass(inputs, data, seed=seed)
-  if data.skip_corrupt:
-    return _skip_bad(ds, data.min_image_size, skipped)
-  return ds.map(lambda *source: _assert_good(*source, data.min_image_size),
-                num_parallel_calls=tf.data.AUTOTUNE)
+def skipping_pass(inputs, data, *, seed, skipped=None):
+  """One shuffled pass over `inputs` (sources.Inputs) as (key, encoded) pairs, data.skip_corrupt's:
+  a bad input (sources.problem) is logged by name and dropped, counted in `skipped` (a
+  tf.Variable) if given; the pass' end then logs how many it skipped."""
+  return _skip_bad(_read_pass(inputs, data, seed=seed), data.min_image_size, skipped)
 
 
 def _read_pass(inputs, data, *, seed):

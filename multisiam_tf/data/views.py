@@ -119,13 +119,6 @@ def decode_rgb(encoded):
   return tf.io.decode_image(encoded, channels=3, dtype=tf.uint8, expand_animations=False)
 
 
-def encoded_hw(encoded):
-  """int32 (height, width) of an encoded image: from the JPEG header, else by decoding."""
-  return tf.cond(tf.io.is_jpeg(encoded),
-                 lambda: tf.io.extract_jpeg_shape(encoded)[:2],
-                 lambda: tf.shape(decode_rgb(encoded))[:2])
-
-
 DECODE_RATIOS = (1, 2, 4, 8)  # the DCT scalings libjpeg offers: 1/1, 1/2, 1/4, 1/8
 
 

@@ -27,13 +27,9 @@ from multisiam_tf.data import sources
 from multisiam_tf.data.sources import files as source_files
 from multisiam_tf.data.sources import waymo_v1
 
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg')
-
-
 def image_paths(folder):
   """Sorted paths of the PNG and JPEG files in folder."""
-  return [os.path.join(folder, n) for n in sorted(os.listdir(folder))
-          if os.path.splitext(n)[1].lower() in IMAGE_EXTENSIONS]
+  return [os.path.join(folder, n) for n in sorted(os.listdir(folder)) if source_files.is_image(n)]
 
 
 def pairs(folder):
@@ -106,11 +102,6 @@ def load_images(folder, size=None, limit=None):
     raise FileNotFoundError(f'no PNG or JPEG image in {folder}')
   first = read_image(paths[0], size)
   return np.stack([first] + [read_image(p, first.shape[:2]) for p in paths[1:]])
-
-
-def class_names(folder, num_classes):
-  """Names from DIR/classes.txt when present, else the ids as strings."""
-  return name_list(_listed_names(folder), num_classes)
 
 
 def name_list(names, num_classes):

@@ -63,7 +63,7 @@ def load_backbone(workdir=None, step=None, keras_weights=None, architecture=None
   (a weights file does not record it; a random init needs it).
   """
   if workdir:
-    backbone, config = checkpoints.restore_backbone(workdir, step)
+    backbone, config, _ = checkpoints.restore_backbone(workdir, step)
     b = config.model.backbone
     return backbone, (b.depth, b.width, b.output_stride)
   backbone = random_backbone(architecture, seed)

@@ -188,18 +188,9 @@ def _index_readable(path):
     return False
 
 
-def newest_step(workdir):
-  """The step of a run's newest checkpoint."""
-  directory = os.path.join(workdir, CHECKPOINTS)
-  steps = list_steps(directory)
-  if not steps:
-    raise FileNotFoundError(f'no checkpoint in {directory}')
-  return steps[-1]
-
-
 def restore_backbone(workdir, step=None):
-  """(online backbone, config) of a run: the model rebuilt from config.json, only its online
-  backbone restored from the newest readable checkpoint or the one of `step`."""
+  """(online backbone, config, step) of a run: the model rebuilt from config.json, only its
+  online backbone restored from the newest readable checkpoint or the one of `step`."""
   config = read_config(workdir)
   directory = os.path.join(workdir, CHECKPOINTS)
   model = multisiam.build(config)
@@ -217,7 +208,7 @@ def restore_backbone(workdir, step=None):
                               f'{list_steps(directory) or "none"}')
     restore(only_backbone, path)
   logging.info('restored the online backbone from %s', path)
-  return model.online_backbone, config
+  return model.online_backbone, config, int(re.search(r'ckpt-(\d+)$', path).group(1))
 
 
 def run_record(strategy, precision):

@@ -27,6 +27,9 @@ def test_multisiam_vs_byol_is_the_median_of_per_round_ratios_and_a_missing_rate_
   assert out['multisiam_matmul_fraction']['float32'] is None
   assert 'bare steps' in out['multisiam_matmul_fraction_reason']['float32']
   assert 'not asked for' in out['bare_vs_torch_reason']['float32']
+  assert {k for k in out if not k.endswith('_reason')} == set(train_step.RATIOS)
+  assert out['multisiam_bfloat16_vs_float32'] is None
+  assert out['multisiam_bfloat16_vs_float32_reason'] == 'needs both precisions'
 
 
 def test_matmul_fraction_is_against_the_best_framework_rate():

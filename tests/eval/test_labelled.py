@@ -40,7 +40,8 @@ def test_rgb_label_is_rejected(folder):
 
 
 def test_class_names_fill_missing_with_ids(folder):
-  assert labelled.class_names(folder, 4) == ['first', 'second', '2', '3']
+  names = labelled.dataset(folder).class_names  # from DIR/classes.txt
+  assert labelled.name_list(names, 4) == ['first', 'second', '2', '3']
 
 
 def test_split_is_contiguous_and_refuses_an_empty_side():

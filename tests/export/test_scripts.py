@@ -4,6 +4,7 @@ import importlib.util
 import io
 import os
 import pickle
+import shutil
 
 import keras
 import numpy as np
@@ -47,7 +48,6 @@ def workdir(tmp_path_factory):
 def test_export_defaults(workdir):
   folder, backbone = workdir
   export = _script('export')
-  assert checkpoints.newest_step(folder) == 7
   assert export.default_out(folder, 'saved_model', 7) == os.path.join('saved_models', 'w1')
   export.main(export.parse(['export.py', '--workdir', folder, '--format', 'detectron2']))
   with open(os.path.join(folder, 'exports', 'w1-7.pkl'), 'rb') as f:
@@ -147,3 +147,33 @@ def test_extract_features(saved_model_dir, loaded, image_folder, tmp_path, suffi
       image_bytes=tf.constant([_encode(pixels[n], 'PNG') for n in names]))
   np.testing.assert_allclose(pooled, direct['pooled'], atol=1e-4, rtol=1e-4)
   np.testing.assert_allclose(c5, direct['c5'], atol=1e-4, rtol=1e-4)
+
+
+def test_extract_features_of_no_decodable_image_is_an_error_leaving_no_file(
+    saved_model_dir, tmp_path):
+  folder = tmp_path / 'broken'
+  folder.mkdir()
+  (folder / 'x.jpg').write_bytes(b'\xff\xd8 truncated')
+  (folder / '.hidden.png').write_bytes(b'not listed: hidden')
+  out = tmp_path / 'features.tfrecord'
+  extract = _script('extract_features')
+  with pytest.raises(RuntimeError, match=f'none of the 1 images under {folder} decoded'):
+    extract.main(extract.parse(['extract_features.py', '--saved_model', saved_model_dir,
+                                '--images', str(folder), '--out', str(out)]))
+  assert not out.exists()
+
+
+def test_export_passes_a_damaged_newest_checkpoint_and_names_the_step_it_read(workdir, tmp_path):
+  folder = str(tmp_path / 'w1')
+  shutil.copytree(workdir[0], folder)
+  directory = os.path.join(folder, checkpoints.CHECKPOINTS)
+  for suffix in ('index', 'data-00000-of-00001'):  # a step 9 whose data file was cut short
+    shutil.copy(os.path.join(directory, f'ckpt-7.{suffix}'),
+                os.path.join(directory, f'ckpt-9.{suffix}'))
+  with open(os.path.join(directory, 'ckpt-9.data-00000-of-00001'), 'r+b') as f:
+    f.truncate(100)
+  export = _script('export')
+  export.main(export.parse(['export.py', '--workdir', folder, '--format', 'keras']))
+  written = os.path.join(folder, 'exports', 'keras', '7')
+  assert os.listdir(written)
+  assert not os.path.exists(os.path.join(folder, 'exports', 'keras', '9'))

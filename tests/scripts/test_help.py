@@ -51,3 +51,22 @@ def test_progress_bar_writes_no_ansi_codes_to_a_file_and_ends_with_the_total_tim
   assert ANSI not in to_file and to_file.count('\n') == 1  # one plain line, at the end
   assert to_file.startswith('3/3 - 0s - ') and 'loss: 0.5000' in to_file
   assert ANSI in _bar_output(monkeypatch, tty=True)  # a terminal gets Keras' coloured bar
+
+
+def test_a_bad_config_field_is_a_one_line_error_in_every_script_that_takes_a_config(tmp_path):
+  bad = ['--config', os.path.join(ROOT, 'configs', 'demo.py'), '--config.data.iou_threshold=3']
+  needed = {'pretrain.py': ['--workdir', str(tmp_path / 'run')],
+            'compare_reference.py': ['--out', str(tmp_path / 'peer'), '--train', 'x', '--val', 'y',
+                                     '--num_classes', '2']}
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
+  running = {name: subprocess.Popen(
+      [sys.executable, os.path.join(ROOT, 'scripts', name)] + bad + needed.get(name, []),
+      cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for name in ('check_data.py', 'inspect_views.py', 'pretrain.py', 'compare_reference.py')
+             if os.path.join(ROOT, 'scripts', name) in SCRIPTS}
+  for name, process in running.items():
+    _, err = process.communicate(timeout=240)
+    assert process.returncode == 1, (name, err[-2000:])
+    assert 'Traceback' not in err, name
+    assert err.strip().splitlines()[-1] == (
+        "error: config field 'data.iou_threshold' is 3.0; it must be a number in [0.0, 1.0]"), name

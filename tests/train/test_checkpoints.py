@@ -21,12 +21,12 @@ from multisiam_tf.train import workdir_lock
 
 def test_restore_backbone_reads_the_chosen_checkpoint(reference_run):
   workdir, model = reference_run
-  backbone, config = checkpoints.restore_backbone(workdir)
-  assert config.train.steps == 6
+  backbone, config, step = checkpoints.restore_backbone(workdir)
+  assert config.train.steps == 6 and step == 6
   final = model.online_backbone.get_weights()
   for restored, trained in zip(backbone.get_weights(), final):
     np.testing.assert_array_equal(restored, trained)
-  earlier, _ = checkpoints.restore_backbone(workdir, step=2)
+  earlier, _, _ = checkpoints.restore_backbone(workdir, step=2)
   assert not np.array_equal(earlier.get_weights()[0], final[0])
 
 
@@ -126,8 +126,9 @@ def test_truncated_newest_data_file_falls_back_and_names_the_file(finished_run, 
   directory = os.path.join(finished_run, checkpoints.CHECKPOINTS)
   data = os.path.join(directory, 'ckpt-6.data-00000-of-00001')
   _truncate(data)
-  earlier, _ = checkpoints.restore_backbone(finished_run, step=4)
-  backbone, _ = checkpoints.restore_backbone(finished_run)
+  earlier, _, _ = checkpoints.restore_backbone(finished_run, step=4)
+  backbone, _, step = checkpoints.restore_backbone(finished_run)
+  assert step == 4
   assert f'{data} is damaged' in caplog.text
   for a, b in zip(backbone.get_weights(), earlier.get_weights()):
     np.testing.assert_array_equal(a, b)
