@@ -305,11 +305,17 @@ def validate(config):
   if config.eval.data and not config.eval.num_classes:
     raise ConfigError(f'config field \'eval.num_classes\' is 0; eval.data={config.eval.data!r} '
                       'needs the number of classes')
-  if config.data.num_examples or (config.train.epochs is None
-                                  and config.optim.warmup_epochs is None):
+  if not needs_count(config):
     _schedule(config)  # else epochs wait for the driver to count the source (loop.train)
   _check_map_size(config)
   return config
+
+
+def needs_count(config):
+  """Whether a duration is in epochs while data.num_examples is 0 (unknown): the source must be
+  counted before the schedule resolves."""
+  return not config.data.num_examples and (config.train.epochs is not None
+                                           or config.optim.warmup_epochs is not None)
 
 
 def map_side(config):

@@ -201,6 +201,7 @@ def restore_backbone(workdir, step=None):
     path = restore_newest(only_backbone, directory)
     if path is None:
       raise FileNotFoundError(f'no checkpoint in {directory}')
+    step = step_of(path)
   else:
     path = checkpoint_path(directory, step)
     if step not in list_steps(directory):
@@ -208,7 +209,7 @@ def restore_backbone(workdir, step=None):
                               f'{list_steps(directory) or "none"}')
     restore(only_backbone, path)
   logging.info('restored the online backbone from %s', path)
-  return model.online_backbone, config, int(re.search(r'ckpt-(\d+)$', path).group(1))
+  return model.online_backbone, config, step
 
 
 def run_record(strategy, precision):

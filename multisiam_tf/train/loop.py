@@ -113,8 +113,7 @@ def _run_hooks(hooks, model, step):
 def _with_num_examples(config, workdir):
   """`config` with data.num_examples counted from the source when it is 0 and a duration is in
   epochs, the count cached in the workdir so that a restart does not recount."""
-  if config.data.num_examples or (config.train.epochs is None
-                                  and config.optim.warmup_epochs is None):
+  if not config_lib.needs_count(config):
     return config
   config = copy.deepcopy(config)
   config.data.num_examples = sources.num_examples(config.data, workdir)
